@@ -2,8 +2,137 @@
 
 from __future__ import annotations
 
-import typer
+import asyncio
+import secrets
+from collections.abc import Callable
+from functools import wraps
+from typing import Annotated, Any, TypeVar
 
-app = typer.Typer(help="GridTokenX platform command line.", no_args_is_help=True)
-bench_app = typer.Typer(help="Benchmarks, reported as ratios against this machine's own ceilings.")
+import typer
+from rich.console import Console
+
+from gridtokenx.core.settings import SettingsError, get_settings
+
+app = typer.Typer(
+    help="GridTokenX platform command line.", no_args_is_help=True, pretty_exceptions_enable=False
+)
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+admin_app = typer.Typer(help="Administration.", no_args_is_help=True)
+bench_app = typer.Typer(
+    help="Benchmarks, reported as ratios against this machine's own ceilings.", no_args_is_help=True
+)
+app.add_typer(db_app, name="db")
+app.add_typer(admin_app, name="admin")
 app.add_typer(bench_app, name="bench")
+
+console = Console()
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def friendly_errors(func: F) -> F:
+    """Configuration mistakes end the command with one clear line, never a traceback."""
+
+    @wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except SettingsError as exc:
+            console.print(f"[red]error:[/red] {exc}", highlight=False)
+            raise typer.Exit(2) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+@app.command()
+@friendly_errors
+def serve(
+    host: Annotated[str | None, typer.Option(help="Bind address (default from settings).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default from settings).")] = None,
+) -> None:
+    """Run the HTTP gateway (uvicorn)."""
+    import uvicorn
+
+    settings = get_settings()
+    uvicorn.run(
+        "gridtokenx.app:create_app",
+        factory=True,
+        host=host or settings.host,
+        port=port or settings.port,
+        log_level="warning",
+        access_log=False,
+    )
+
+
+@db_app.command("upgrade")
+@friendly_errors
+def db_upgrade(revision: Annotated[str, typer.Argument()] = "head") -> None:
+    """Apply the database migrations."""
+    from gridtokenx.core.db import Database
+    from gridtokenx.core.migrate import current_revision, upgrade
+
+    settings = get_settings()
+
+    async def run() -> str | None:
+        db = Database(settings.effective_database_url)
+        try:
+            await upgrade(db, revision)
+            return await current_revision(db)
+        finally:
+            await db.dispose()
+
+    console.print(f"database at revision [bold]{asyncio.run(run())}[/bold]")
+
+
+async def create_admin_account(email: str, password: str) -> str:
+    from gridtokenx.accounts.service import create_admin
+    from gridtokenx.core.db import Database
+    from gridtokenx.core.migrate import upgrade
+
+    settings = get_settings()
+    db = Database(settings.effective_database_url)
+    try:
+        if settings.is_sqlite:
+            await upgrade(db)
+        async with db.session() as session:
+            user = await create_admin(session, email, password)
+            return str(user.id)
+    finally:
+        await db.dispose()
+
+
+@admin_app.command("create")
+@friendly_errors
+def admin_create(
+    email: Annotated[str, typer.Option(help="The admin's email address.")],
+    password: Annotated[
+        str | None, typer.Option(help="Password; generated and printed once if omitted.")
+    ] = None,
+) -> None:
+    """Create (or promote) an admin account; its email counts as verified."""
+    generated = password is None
+    password = password or secrets.token_urlsafe(12) + "9"
+    if len(password) < 8:
+        console.print("[red]error:[/red] password must be at least 8 characters")
+        raise typer.Exit(2)
+    user_id = asyncio.run(create_admin_account(email, password))
+    console.print(f"admin [bold]{email}[/bold] ready (id {user_id})")
+    if generated:
+        console.print(f"password: [bold]{password}[/bold] (shown once)")
+
+
+@app.command()
+@friendly_errors
+def demo(
+    port: Annotated[int, typer.Option(help="Port for the demo server.")] = 8000,
+    duration: Annotated[
+        float, typer.Option(help="Stop after this many seconds (0 = run until Ctrl-C).")
+    ] = 0.0,
+) -> None:
+    """Start the embedded platform (SQLite, in-process bus, LiteSVM), seed an admin, print URLs."""
+    from gridtokenx.demo import run_demo
+
+    run_demo(console, port=port, duration=duration)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

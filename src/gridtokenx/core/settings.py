@@ -8,7 +8,6 @@ Defaults are the safe embedded set-up: SQLite under `./var/`, in-process bus, Li
 from __future__ import annotations
 
 import os
-
 from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
@@ -173,7 +172,9 @@ def load_settings(**overrides: Any) -> Settings:
         return Settings(**overrides)
     except ValidationError as exc:
         first = exc.errors()[0]
-        raise SettingsError(f"invalid configuration: {_variable_named(first['loc'])}: {first['msg']}") from None
+        raise SettingsError(
+            f"invalid configuration: {_variable_named(first['loc'])}: {first['msg']}"
+        ) from None
 
 
 @lru_cache(maxsize=1)

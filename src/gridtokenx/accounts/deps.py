@@ -1,0 +1,92 @@
+"""Authentication dependencies: a JWT (people) or an API key (machines), then role and scope checks."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from gridtokenx.accounts import service
+from gridtokenx.accounts.models import ApiKey, Role, User
+from gridtokenx.core.deps import Ctx, DbSession
+from gridtokenx.core.errors import Forbidden, Unauthorized
+from gridtokenx.core.security import TokenError
+
+
+@dataclass(frozen=True)
+class Principal:
+    user: User
+    api_key: ApiKey | None = None
+
+    def has_scope(self, scope: str) -> bool:
+        if self.api_key is None:
+            return True
+        area = scope.split(":", 1)[0]
+        return scope in self.api_key.scopes or f"{area}:*" in self.api_key.scopes
+
+
+def _credential(request: Request) -> str | None:
+    header = request.headers.get("authorization", "")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() == "bearer" and value.strip():
+        return value.strip()
+    api_key = request.headers.get("x-api-key", "").strip()
+    return api_key or None
+
+
+async def _user_from_jwt(ctx: Ctx, session: AsyncSession, token: str) -> User:
+    try:
+        claims = ctx.jwt.decode(token)
+    except TokenError as exc:
+        raise Unauthorized(str(exc), code=exc.code) from None
+    user = await session.get(User, claims.user_id)
+    if user is None or not user.is_active:
+        raise Unauthorized("account no longer active", code="TOKEN_INVALID")
+    return user
+
+
+async def get_principal(request: Request, ctx: Ctx, session: DbSession) -> Principal:
+    token = _credential(request)
+    if token is None:
+        raise Unauthorized("authentication required", code="AUTH_REQUIRED")
+    if token.count(".") == 2:
+        return Principal(await _user_from_jwt(ctx, session, token))
+    user, key = await service.authenticate_api_key(session, token)
+    await session.commit()  # persist last_used_at even if the request later fails
+    return Principal(user, key)
+
+
+CurrentPrincipal = Annotated[Principal, Depends(get_principal)]
+
+
+async def get_current_user(principal: CurrentPrincipal) -> User:
+    return principal.user
+
+
+CurrentUser = Annotated[User, Depends(get_current_user)]
+
+
+def require_roles(*roles: Role) -> Callable[[Principal], Coroutine[Any, Any, User]]:
+    allowed = {r.value for r in roles}
+
+    async def check(principal: CurrentPrincipal) -> User:
+        if principal.user.role not in allowed:
+            raise Forbidden("your role may not do this", code="ROLE_FORBIDDEN")
+        return principal.user
+
+    return check
+
+
+def require_scope(scope: str) -> Callable[[Principal], Coroutine[Any, Any, Principal]]:
+    async def check(principal: CurrentPrincipal) -> Principal:
+        if not principal.has_scope(scope):
+            raise Forbidden(f"API key lacks the '{scope}' scope", code="SCOPE_MISSING")
+        return principal
+
+    return check
+
+
+AdminUser = Annotated[User, Depends(require_roles(Role.ADMIN))]

@@ -1,0 +1,8 @@
+"""Imports every domain's tables so that Alembic sees one complete metadata."""
+
+from __future__ import annotations
+
+from gridtokenx.accounts import models as _accounts  # noqa: F401
+from gridtokenx.core.db import Base
+
+metadata = Base.metadata
