@@ -37,7 +37,7 @@ def friendly_errors(func: F) -> F:
         try:
             return func(*args, **kwargs)
         except SettingsError as exc:
-            console.print(f"[red]error:[/red] {exc}", highlight=False)
+            typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(2) from None
 
     return wrapper  # type: ignore[return-value]

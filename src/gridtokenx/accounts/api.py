@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, BackgroundTasks, Query, status
 
@@ -31,7 +31,10 @@ from gridtokenx.core.deps import ClientIp, Ctx, DbSession
 from gridtokenx.core.types import utcnow
 
 router = APIRouter()
-ERRORS = {401: {"description": "Not authenticated"}, 403: {"description": "Forbidden"}}
+ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"description": "Not authenticated"},
+    403: {"description": "Forbidden"},
+}
 
 
 def _pair(session_: service.Session) -> TokenPair:

@@ -97,34 +97,28 @@ class BodyLimitMiddleware:
             await _send_error(send, 413, "PAYLOAD_TOO_LARGE", f"request body exceeds {self.max_bytes} bytes")
             return
         received = 0
-        started = False
+        refused = False
 
         async def guarded_send(message: Message) -> None:
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-            await send(message)
+            if not refused:
+                await send(message)
 
         async def counting_receive() -> Message:
-            nonlocal received
+            nonlocal received, refused
+            if refused:
+                return {"type": "http.disconnect"}
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_bytes:
-                    raise _TooLarge
+                    refused = True
+                    await _send_error(
+                        send, 413, "PAYLOAD_TOO_LARGE", f"request body exceeds {self.max_bytes} bytes"
+                    )
+                    return {"type": "http.disconnect"}
             return message
 
-        try:
-            await self.app(scope, counting_receive, guarded_send)
-        except _TooLarge:
-            if not started:
-                await _send_error(
-                    send, 413, "PAYLOAD_TOO_LARGE", f"request body exceeds {self.max_bytes} bytes"
-                )
-
-
-class _TooLarge(Exception):
-    pass
+        await self.app(scope, counting_receive, guarded_send)
 
 
 class RateLimitMiddleware:
