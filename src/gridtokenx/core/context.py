@@ -12,6 +12,7 @@ from gridtokenx.core.db import Database
 from gridtokenx.core.ratelimit import RateLimiter
 from gridtokenx.core.security import JwtCodec
 from gridtokenx.core.settings import Settings, SettingsError
+from gridtokenx.events.bus import EventBus
 
 
 def _persisted_secret(path: Path) -> str:
@@ -44,6 +45,7 @@ class AppContext:
     db: Database
     jwt: JwtCodec
     limiter: RateLimiter
+    bus: EventBus = field(default_factory=EventBus)
     extras: dict[str, Any] = field(default_factory=dict)
 
     @classmethod

@@ -1,0 +1,63 @@
+"""Pure meter rules: public-key parsing, which key may sign a reading at a given time, and the
+message a device signs to rotate its own key."""
+
+from __future__ import annotations
+
+import binascii
+from dataclasses import dataclass
+from datetime import datetime
+
+import base58
+
+from gridtokenx.meters.models import KeyStatus
+
+MIN_INTERVAL_SECONDS = 15
+MAX_INTERVAL_SECONDS = 3600
+ROTATION_DOMAIN = "gridtokenx/key-rotation/v1"
+
+
+def parse_public_key(text: str) -> bytes | None:
+    """A 32-byte Ed25519 key given as 64 hex chars or base58 (a Solana-style address)."""
+    text = text.strip()
+    if len(text) == 64:
+        try:
+            return binascii.unhexlify(text)
+        except binascii.Error:
+            return None
+    try:
+        raw = base58.b58decode(text)
+    except ValueError:
+        return None
+    return raw if len(raw) == 32 else None
+
+
+@dataclass(frozen=True)
+class KeyWindow:
+    status: str
+    valid_from: datetime
+    valid_until: datetime | None
+    revoked_at: datetime | None
+
+
+def key_covers(key: KeyWindow, reading_time: datetime) -> bool:
+    """May this key sign a reading taken at `reading_time`?
+
+    A revoked key still covers readings taken before its revocation (they were honest when made);
+    a rotated-out key covers readings until the end of its overlap period.
+    """
+    if reading_time < key.valid_from:
+        return False
+    if key.status == KeyStatus.REVOKED:
+        return key.revoked_at is not None and reading_time < key.revoked_at
+    return key.valid_until is None or reading_time < key.valid_until
+
+
+def interval_valid(seconds: int) -> bool:
+    return MIN_INTERVAL_SECONDS <= seconds <= MAX_INTERVAL_SECONDS and 86_400 % seconds == 0
+
+
+def rotation_message(
+    network_id: str, serial: str, old_key_id: str, new_key_id: str, new_public_hex: str
+) -> bytes:
+    """What the old key signs to hand over to a new key (device-initiated rotation)."""
+    return "\n".join((ROTATION_DOMAIN, network_id, serial, old_key_id, new_key_id, new_public_hex)).encode()

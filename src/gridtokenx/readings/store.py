@@ -1,0 +1,285 @@
+"""Exactly-once storage of readings: insert new intervals, recognise identical resends, version
+changed ones with an audit row, and keep the hourly/daily rollups in step, in one transaction.
+
+Works on SQLite and PostgreSQL through each dialect's INSERT .. ON CONFLICT; a concurrent writer
+that wins a race for the same key is detected (no RETURNING row) and the item is re-classified.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import select, tuple_, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from gridtokenx.readings.models import DailyRollup, HourlyRollup, MeterReading, ReadingRevision
+
+VALUE_FIELDS = (
+    "import_wh",
+    "export_wh",
+    "generation_wh",
+    "consumption_wh",
+    "import_register_wh",
+    "export_register_wh",
+)
+ROLLUP_FIELDS = ("import_wh", "export_wh", "generation_wh", "consumption_wh")
+ESTIMATED = "estimated"
+KEY_CHUNK = 300
+
+
+class StoreStatus(StrEnum):
+    ACCEPTED = "accepted"
+    DUPLICATE = "duplicate"
+    REVISED = "revised"
+
+
+Key = tuple[uuid.UUID, int, datetime]
+
+
+@dataclass
+class NewReading:
+    """One interval to store; `values` holds every field of VALUE_FIELDS (None when unreported)."""
+
+    meter_id: uuid.UUID
+    channel: int
+    interval_start: datetime
+    duration_s: int
+    values: dict[str, int | None]
+    trust: str
+    source: str
+    observed_at: datetime
+    flags: list[str] = field(default_factory=list)
+    seq: int | None = None
+    key_id: str | None = None
+    signature: bytes | None = None
+    mintable_wh: int = 0
+    extras: dict[str, Any] = field(default_factory=dict)
+    id: uuid.UUID = field(default_factory=uuid.uuid4)
+
+    @property
+    def key(self) -> Key:
+        return (self.meter_id, self.channel, self.interval_start)
+
+    @property
+    def content_hash(self) -> str:
+        parts = [str(self.values.get(name)) for name in VALUE_FIELDS]
+        return hashlib.sha256("|".join([*parts, str(self.duration_s), self.trust]).encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Stored:
+    status: StoreStatus
+    reading_id: uuid.UUID
+    version: int
+
+
+@dataclass
+class _Existing:
+    id: uuid.UUID
+    content_hash: str
+    version: int
+    trust: str
+    values: dict[str, int | None]
+
+
+def _insert(session: AsyncSession, table: Any) -> Any:
+    dialect = session.get_bind().dialect.name
+    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
+
+
+def _contribution(trust: str, values: dict[str, int | None]) -> dict[str, int]:
+    """What a reading adds to rollups: estimates never count as measured energy."""
+    if trust == ESTIMATED:
+        return dict.fromkeys(ROLLUP_FIELDS, 0)
+    return {name: int(values.get(name) or 0) for name in ROLLUP_FIELDS}
+
+
+def _as_utc(moment: datetime) -> datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+async def _load_existing(session: AsyncSession, keys: Sequence[Key]) -> dict[Key, _Existing]:
+    found: dict[Key, _Existing] = {}
+    columns = [MeterReading.meter_id, MeterReading.channel, MeterReading.interval_start]
+    for offset in range(0, len(keys), KEY_CHUNK):
+        chunk = keys[offset : offset + KEY_CHUNK]
+        rows = await session.execute(
+            select(
+                *columns,
+                MeterReading.id,
+                MeterReading.content_hash,
+                MeterReading.version,
+                MeterReading.trust,
+                *(getattr(MeterReading, name) for name in VALUE_FIELDS),
+            ).where(tuple_(*columns).in_(chunk))
+        )
+        for row in rows:
+            key = (row[0], row[1], _as_utc(row[2]))
+            values = {name: row[7 + i] for i, name in enumerate(VALUE_FIELDS)}
+            found[key] = _Existing(row[3], row[4], row[5], row[6], values)
+    return found
+
+
+def _row(item: NewReading) -> dict[str, Any]:
+    return {
+        "meter_id": item.meter_id,
+        "channel": item.channel,
+        "interval_start": item.interval_start,
+        "id": item.id,
+        "duration_s": item.duration_s,
+        **{name: item.values.get(name) for name in VALUE_FIELDS},
+        "trust": item.trust,
+        "source": item.source,
+        "flags": sorted(item.flags),
+        "seq": item.seq,
+        "key_id": item.key_id,
+        "signature": item.signature,
+        "content_hash": item.content_hash,
+        "version": 1,
+        "mintable_wh": item.mintable_wh,
+        "mint_pending": item.mintable_wh > 0,
+        "extras": item.extras,
+        "observed_at": item.observed_at,
+    }
+
+
+async def _insert_new(session: AsyncSession, items: list[NewReading]) -> set[Key]:
+    """Insert; returns the keys that were really inserted (others lost a race to another writer)."""
+    if not items:
+        return set()
+    stmt = (
+        _insert(session, MeterReading)
+        .on_conflict_do_nothing(index_elements=["meter_id", "channel", "interval_start"])
+        .returning(MeterReading.meter_id, MeterReading.channel, MeterReading.interval_start)
+    )
+    result = await session.execute(stmt, [_row(item) for item in items])
+    return {(row[0], row[1], _as_utc(row[2])) for row in result}
+
+
+async def _revise(session: AsyncSession, item: NewReading, old: _Existing) -> int:
+    session.add(
+        ReadingRevision(
+            meter_id=item.meter_id,
+            channel=item.channel,
+            interval_start=item.interval_start,
+            version=old.version,
+            values={**old.values, "trust": old.trust},
+            replaced_by_trust=item.trust,
+        )
+    )
+    row = _row(item)
+    for fixed in ("meter_id", "channel", "interval_start", "id"):
+        row.pop(fixed)
+    row["version"] = old.version + 1
+    await session.execute(
+        update(MeterReading)
+        .where(
+            MeterReading.meter_id == item.meter_id,
+            MeterReading.channel == item.channel,
+            MeterReading.interval_start == item.interval_start,
+            MeterReading.version == old.version,
+        )
+        .values(**row)
+    )
+    return old.version + 1
+
+
+class RollupDelta:
+    """Sums per (meter, channel, bucket) to add to a rollup table in one upsert."""
+
+    def __init__(self) -> None:
+        self.hourly: dict[Key, dict[str, int]] = defaultdict(
+            lambda: dict.fromkeys((*ROLLUP_FIELDS, "readings"), 0)
+        )
+        self.daily: dict[Key, dict[str, int]] = defaultdict(
+            lambda: dict.fromkeys((*ROLLUP_FIELDS, "readings"), 0)
+        )
+
+    def add(
+        self, meter_id: uuid.UUID, channel: int, start: datetime, delta: dict[str, int], count: int
+    ) -> None:
+        hour = start.replace(minute=0, second=0, microsecond=0)
+        day = hour.replace(hour=0)
+        for table, bucket in ((self.hourly, hour), (self.daily, day)):
+            sums = table[(meter_id, channel, bucket)]
+            for name, value in delta.items():
+                sums[name] += value
+            sums["readings"] += count
+
+    async def apply(self, session: AsyncSession) -> None:
+        for model, sums in ((HourlyRollup, self.hourly), (DailyRollup, self.daily)):
+            rows = [
+                {"meter_id": k[0], "channel": k[1], "bucket_start": k[2], **v}
+                for k, v in sorted(sums.items(), key=lambda kv: (str(kv[0][0]), kv[0][1], kv[0][2]))
+                if any(v.values())
+            ]
+            if not rows:
+                continue
+            stmt = _insert(session, model)
+            table = model.__table__
+            stmt = stmt.on_conflict_do_update(
+                index_elements=["meter_id", "channel", "bucket_start"],
+                set_={name: table.c[name] + stmt.excluded[name] for name in (*ROLLUP_FIELDS, "readings")},
+            )
+            await session.execute(stmt, rows)
+
+
+async def store_readings(session: AsyncSession, items: Sequence[NewReading]) -> list[Stored]:
+    """Store a batch in the caller's transaction; results are in input order."""
+    results: list[Stored | None] = [None] * len(items)
+    existing = await _load_existing(session, list(dict.fromkeys(item.key for item in items)))
+    rollups = RollupDelta()
+    pending: list[int] = []
+    for attempt in range(2):
+        first_of_key: dict[Key, int] = {}
+        to_insert: list[int] = []
+        for index in pending if attempt else range(len(items)):
+            item = items[index]
+            if item.key in existing:
+                results[index] = await _against_existing(session, item, existing, rollups)
+            elif item.key in first_of_key:
+                continue  # decided after the insert, against the row it creates
+            else:
+                first_of_key[item.key] = index
+                to_insert.append(index)
+        inserted = await _insert_new(session, [items[i] for i in to_insert])
+        lost = [i for i in to_insert if items[i].key not in inserted]
+        for index in to_insert:
+            item = items[index]
+            if item.key in inserted:
+                results[index] = Stored(StoreStatus.ACCEPTED, item.id, 1)
+                existing[item.key] = _Existing(item.id, item.content_hash, 1, item.trust, dict(item.values))
+                rollups.add(*item.key, _contribution(item.trust, item.values), int(item.trust != ESTIMATED))
+        pending = [i for i, r in enumerate(results) if r is None]
+        if lost:
+            existing.update(await _load_existing(session, [items[i].key for i in lost]))
+        if not pending:
+            break
+    await rollups.apply(session)
+    if any(r is None for r in results):
+        raise RuntimeError("reading store could not classify every item")
+    return [r for r in results if r is not None]
+
+
+async def _against_existing(
+    session: AsyncSession, item: NewReading, existing: dict[Key, _Existing], rollups: RollupDelta
+) -> Stored:
+    old = existing[item.key]
+    if old.content_hash == item.content_hash:
+        return Stored(StoreStatus.DUPLICATE, old.id, old.version)
+    if item.trust == ESTIMATED and old.trust != ESTIMATED:
+        return Stored(StoreStatus.DUPLICATE, old.id, old.version)  # an estimate never replaces a measurement
+    version = await _revise(session, item, old)
+    before, after = _contribution(old.trust, old.values), _contribution(item.trust, item.values)
+    counted = int(old.trust == ESTIMATED and item.trust != ESTIMATED)
+    rollups.add(*item.key, {k: after[k] - before[k] for k in ROLLUP_FIELDS}, counted)
+    existing[item.key] = _Existing(old.id, item.content_hash, version, item.trust, dict(item.values))
+    return Stored(StoreStatus.REVISED, old.id, version)
