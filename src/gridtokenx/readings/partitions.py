@@ -70,6 +70,7 @@ class PartitionManager:
         if exists:
             return
         bounds = {"lo": start, "hi": end}
+        values = f"FOR VALUES FROM ('{start.isoformat()}') TO ('{end.isoformat()}')"
         stray = await conn.scalar(
             text(
                 f"SELECT count(*) FROM {PARENT}_default WHERE interval_start >= :lo AND interval_start < :hi"
@@ -77,11 +78,7 @@ class PartitionManager:
             bounds,
         )
         if not stray:
-            await conn.execute(
-                text(
-                    f"CREATE TABLE {name} PARTITION OF {PARENT} FOR VALUES FROM ('{start.isoformat()}') TO ('{end.isoformat()}')"
-                )
-            )
+            await conn.execute(text(f"CREATE TABLE {name} PARTITION OF {PARENT} {values}"))
             return
         # Rows already in the default partition must move into the new one, atomically.
         await conn.execute(
@@ -89,16 +86,12 @@ class PartitionManager:
         )
         await conn.execute(
             text(
-                f"WITH moved AS (DELETE FROM {PARENT}_default WHERE interval_start >= :lo AND interval_start < :hi "
-                f"RETURNING *) INSERT INTO {name} SELECT * FROM moved"
+                f"WITH moved AS (DELETE FROM {PARENT}_default WHERE interval_start >= :lo "
+                f"AND interval_start < :hi RETURNING *) INSERT INTO {name} SELECT * FROM moved"
             ),
             bounds,
         )
-        await conn.execute(
-            text(
-                f"ALTER TABLE {PARENT} ATTACH PARTITION {name} FOR VALUES FROM ('{start.isoformat()}') TO ('{end.isoformat()}')"
-            )
-        )
+        await conn.execute(text(f"ALTER TABLE {PARENT} ATTACH PARTITION {name} {values}"))
 
     async def apply_retention(self, retention_days: int, now: datetime) -> int:
         """Drop (PostgreSQL) or delete (SQLite) readings older than the retention period."""
