@@ -64,3 +64,25 @@ async def pending_verification_count(ctx: AppContext) -> int:
 
 def token_from_link(link: str) -> str:
     return parse_qs(urlparse(link).query)["token"][0]
+
+
+async def admin_token(client: httpx.AsyncClient, ctx: AppContext, email: str = "admin@example.com") -> str:
+    from gridtokenx.accounts.service import create_admin
+
+    async with ctx.db.session() as session:
+        await create_admin(session, email, "admin-pass-123")
+    return str((await login(client, email, "admin-pass-123"))["access_token"])
+
+
+async def create_meter(client: httpx.AsyncClient, admin: str, serial: str, **fields: Any) -> dict[str, Any]:
+    body = {"serial": serial, "meter_key": f"key-{serial}-secret", **fields}
+    response = await client.post("/api/admin/meters", json=body, headers=bearer(admin))
+    assert response.status_code == 201, response.text
+    return dict(response.json())
+
+
+async def claim(client: httpx.AsyncClient, token: str, serial: str) -> dict[str, Any]:
+    body = {"serial": serial, "meter_key": f"key-{serial}-secret"}
+    response = await client.post("/api/meters/verify", json=body, headers=bearer(token))
+    assert response.status_code == 200, response.text
+    return dict(response.json())

@@ -22,6 +22,7 @@ from gridtokenx.core.metrics import REGISTRY
 from gridtokenx.core.middleware import BodyLimitMiddleware, RateLimitMiddleware, RequestContextMiddleware
 from gridtokenx.core.migrate import upgrade
 from gridtokenx.core.settings import Settings, get_settings
+from gridtokenx.meters.api import router as meters_router
 
 
 def _should_migrate(settings: Settings) -> bool:
@@ -52,6 +53,7 @@ def create_app(settings: Settings | None = None, *, context: AppContext | None =
     app.state.ctx = ctx
     install_error_handlers(app)
     app.include_router(accounts_router)
+    app.include_router(meters_router)
     _add_operational_routes(app)
 
     app.add_middleware(RateLimitMiddleware, limiter=ctx.limiter, limit=settings.rate_limit_default)

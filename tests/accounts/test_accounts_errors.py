@@ -9,9 +9,9 @@ from typing import Any
 import httpx
 import jwt
 import pytest
-from tests.helpers import PASSWORD, bearer, error_code, user_token
 
 from gridtokenx.core.context import AppContext
+from tests.helpers import PASSWORD, bearer, error_code, user_token
 
 
 async def test_malformed_json_is_400(client: httpx.AsyncClient) -> None:

@@ -10,11 +10,11 @@ import httpx
 import structlog
 from nacl.signing import SigningKey
 from sqlalchemy import update
-from tests.helpers import PASSWORD, bearer, error_code, login, register, token_from_link, user_token
 
 from gridtokenx.accounts.models import EmailVerification, WalletNonce
 from gridtokenx.core.context import AppContext
 from gridtokenx.core.types import utcnow
+from tests.helpers import PASSWORD, bearer, error_code, login, register, token_from_link, user_token
 
 
 async def _register_and_capture_link(client: httpx.AsyncClient, email: str) -> str:

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import httpx
 from sqlalchemy import select
-from tests.helpers import bearer, error_code, login, user_token
 from typer.testing import CliRunner
 
 from gridtokenx.accounts.models import ApiKey
 from gridtokenx.core.context import AppContext
 from gridtokenx.core.security import token_digest
+from tests.helpers import bearer, error_code, login, user_token
 
 
 async def test_api_key_lifecycle(client: httpx.AsyncClient, ctx: AppContext) -> None:

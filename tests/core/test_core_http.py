@@ -10,6 +10,7 @@ import httpx
 import pytest
 import structlog
 from nacl.signing import SigningKey
+
 from tests.conftest import make_settings
 from tests.helpers import PASSWORD, token_from_link
 from tests.live import live_server
@@ -20,9 +21,8 @@ def server(backend: str, db_url: str, tmp_path: Path, request: pytest.FixtureReq
     if backend == "postgres":
         import asyncio
 
-        from tests.conftest import truncate_all
-
         from gridtokenx.core.db import Database
+        from tests.conftest import truncate_all
 
         async def clean() -> None:
             db = Database(db_url)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import uuid
 
 import redis.asyncio as aioredis
-from tests.conftest import REDIS_URL
 
 from gridtokenx.core.ratelimit import RateLimiter
+from tests.conftest import REDIS_URL
 
 
 async def test_memory_limiter_counts_and_reports_retry_after() -> None:

@@ -10,14 +10,14 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis.checks import not_a_server_error
-from tests.conftest import make_settings
-from tests.live import live_server
 
 from gridtokenx.accounts.models import Role
 from gridtokenx.accounts.service import create_admin
 from gridtokenx.core.db import Database
 from gridtokenx.core.migrate import upgrade
 from gridtokenx.core.security import JwtCodec
+from tests.conftest import make_settings
+from tests.live import live_server
 
 
 @pytest.fixture(scope="module")
