@@ -1,0 +1,264 @@
+"""The native signed reading: its wire schema, fast strict decoding, and its canonical JSON.
+
+A native reading is one flat JSON object (a batch is a JSON array of them)::
+
+    {"consumption_wh": 766, "created": 1767226500, "device_id": "SIM-METER-001", "duration": 900,
+     "expires": 1767226800, "export_register_wh": 5012345, "export_wh": 1234, "firmware": "1.2.3",
+     "generation_wh": 2000, "import_register_wh": 812000, "import_wh": 0,
+     "interval_start": 1767225600, "key_id": "4f1c0e4c9b3a7d21", "quality": 0, "seq": 42,
+     "sig": "<128 lowercase hex chars>"}
+
+Fields (all required except `channel` and the two registers):
+
+- `device_id`: the meter serial, `[A-Za-z0-9][A-Za-z0-9._:-]{0,63}`; `channel` (optional, 0..32767,
+  absent = 0): the meter's measurement channel (0 the main meter; sub-meters and batteries others).
+- `key_id`: 16 lowercase hex chars, `signing.key_id(public_key)`; names the key that signed.
+- `seq`: a per-device counter, incremented for every message the device signs.
+- `interval_start`: UTC seconds since the epoch, aligned to the meter's interval; `duration`: seconds.
+- `import_wh`, `export_wh`, `generation_wh`, `consumption_wh`: integer Wh measured in the interval.
+- `import_register_wh`, `export_register_wh` (optional): cumulative register values at interval end,
+  in Wh. Absent optional fields are left out; `null` is refused (it would be signed differently).
+- `quality`: a bit set, see `QualityBit` (0 when all is well); `firmware`: `[A-Za-z0-9][A-Za-z0-9._+-]{0,31}`.
+- `created`, `expires`: UTC seconds; the window in which the gateway accepts this message.
+- `sig`: the Ed25519 signature, lowercase hex; see `gridtokenx.readings.signing` for the signed bytes.
+
+Every integer must lie in the I-JSON safe range |n| <= 2**53 - 1 (JCS requires it). Floats anywhere,
+NaN/Infinity, `null`, unknown keys and duplicate keys are refused, each with its own `ErrorCode`.
+
+Because every string is restricted to characters JSON never escapes and the fields are declared in
+sorted order, msgspec's compact encoding of the fields *is* their RFC 8785 (JCS) form; a property
+test checks this against the `rfc8785` package. The same restriction makes duplicate keys cheap to
+detect: no string can contain a comma, so an object has `count(",") + 1` members, which must equal
+the number of distinct fields decoded.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from enum import IntFlag
+from typing import Annotated, Any
+
+import msgspec
+from msgspec import UNSET, Meta, UnsetType
+
+from gridtokenx.readings.errors import ErrorCode, ReadingError
+from gridtokenx.readings.reading import Reading, Source, Trust
+
+MAX_SAFE_INT = 2**53 - 1
+
+Wh = Annotated[int, Meta(ge=-MAX_SAFE_INT, le=MAX_SAFE_INT)]
+RegisterWh = Annotated[int, Meta(ge=0, le=MAX_SAFE_INT)]
+EpochSeconds = Annotated[int, Meta(ge=0, le=MAX_SAFE_INT)]
+DeviceId = Annotated[str, Meta(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}\Z")]
+KeyId = Annotated[str, Meta(pattern=r"^[0-9a-f]{16}\Z")]
+Firmware = Annotated[str, Meta(pattern=r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,31}\Z")]
+SignatureHex = Annotated[str, Meta(pattern=r"^[0-9a-f]{128}\Z")]
+
+
+class QualityBit(IntFlag):
+    """Device-reported conditions during the interval (bits of `quality`; other bits are reserved)."""
+
+    CLOCK_INVALID = 1
+    CLOCK_ADJUSTED = 2
+    POWER_OUTAGE = 4
+    TAMPER = 8
+
+
+class NativeReading(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """A native reading; fields are declared in JCS (sorted) order, which `canonical_json` relies on."""
+
+    channel: Annotated[int, Meta(ge=0, le=32_767)] | UnsetType = UNSET
+    consumption_wh: Wh
+    created: EpochSeconds
+    device_id: DeviceId
+    duration: Annotated[int, Meta(ge=1, le=86_400)]
+    expires: EpochSeconds
+    export_register_wh: RegisterWh | UnsetType = UNSET
+    export_wh: Wh
+    firmware: Firmware
+    generation_wh: Wh
+    import_register_wh: RegisterWh | UnsetType = UNSET
+    import_wh: Wh
+    interval_start: EpochSeconds
+    key_id: KeyId
+    quality: Annotated[int, Meta(ge=0, le=2**32 - 1)]
+    seq: Annotated[int, Meta(ge=0, le=MAX_SAFE_INT)]
+    sig: SignatureHex | UnsetType = UNSET
+
+
+_REQUIRED_FIELDS = 13
+_reading_decoder = msgspec.json.Decoder(NativeReading)
+_batch_decoder = msgspec.json.Decoder(list[NativeReading])
+_raw_items_decoder = msgspec.json.Decoder(list[msgspec.Raw])
+_encoder = msgspec.json.Encoder()
+
+
+def _members(reading: NativeReading) -> int:
+    """How many keys the reading's JSON object has when no key is repeated."""
+    return (
+        _REQUIRED_FIELDS
+        + (reading.channel is not UNSET)
+        + (reading.sig is not UNSET)
+        + (reading.import_register_wh is not UNSET)
+        + (reading.export_register_wh is not UNSET)
+    )
+
+
+def canonical_json(reading: NativeReading) -> bytes:
+    """RFC 8785 (JCS) bytes of every field except `sig`: sorted keys, no whitespace, integers only."""
+    if reading.sig is not UNSET:
+        reading = msgspec.structs.replace(reading, sig=UNSET)
+    return _encoder.encode(reading)
+
+
+def encode_reading(reading: NativeReading) -> bytes:
+    """Wire JSON of one reading (compact, sorted keys; `sig` included when set)."""
+    return _encoder.encode(reading)
+
+
+def encode_batch(readings: Sequence[NativeReading]) -> bytes:
+    """Wire JSON of a batch: a top-level array of readings."""
+    return _encoder.encode(list(readings))
+
+
+def reading_from_fields(fields: dict[str, Any]) -> NativeReading:
+    """Build (and validate) a reading from Python values, as a device or the simulator would."""
+    try:
+        return msgspec.convert(fields, NativeReading)
+    except msgspec.ValidationError as exc:
+        raise _validation_error(exc) from None
+
+
+def decode_reading(raw: bytes) -> NativeReading:
+    """Decode one signed native reading; raise `ReadingError` with the precise code if it is refused.
+
+    This checks the bytes only; the signature is checked by `signing.verify_reading`.
+    """
+    data = bytes(raw)
+    try:
+        reading = _reading_decoder.decode(data)
+    except msgspec.ValidationError as exc:
+        raise _validation_error(exc) from None
+    except msgspec.DecodeError:
+        raise _undecodable(data) from None
+    _check_item(data, reading)
+    return reading
+
+
+def decode_batch(raw: bytes, *, max_items: int | None = None) -> list[NativeReading | ReadingError]:
+    """Decode a JSON array of native readings into one result per item, in order.
+
+    A bad item yields its `ReadingError` (path `$[i]...`) and never affects the others. Only a body
+    that is not a JSON array at all, or has too many items, raises (a whole-request error).
+    The common all-good batch is decoded in one msgspec call; item by item only when needed.
+    """
+    data = bytes(raw)
+    try:
+        readings = _batch_decoder.decode(data)
+    except msgspec.ValidationError:  # a subclass of DecodeError: test it first
+        pass
+    except msgspec.DecodeError:
+        raise _undecodable(data) from None
+    else:
+        _check_size(len(readings), max_items)
+        commas = len(readings) - 1 + sum(_members(r) - 1 for r in readings)
+        if all(r.sig is not UNSET for r in readings) and (not readings or data.count(b",") == commas):
+            return list(readings)
+    try:
+        items = _raw_items_decoder.decode(data)
+    except msgspec.ValidationError:
+        message = "a batch must be a JSON array of readings"
+        raise ReadingError(ErrorCode.SCHEMA_INVALID, message, "$") from None
+    except msgspec.DecodeError:
+        raise _undecodable(data) from None
+    _check_size(len(items), max_items)
+    results: list[NativeReading | ReadingError] = []
+    for index, item in enumerate(items):
+        try:
+            results.append(decode_reading(bytes(item)))
+        except ReadingError as error:
+            results.append(error.located(f"$[{index}]"))
+    return results
+
+
+def to_reading(native: NativeReading, trust: Trust) -> Reading:
+    """The normalised reading; call it after `signing.verify_reading` with the trust it earned."""
+    return Reading(
+        meter_serial=native.device_id,
+        channel=0 if native.channel is UNSET else native.channel,
+        interval_start=native.interval_start,
+        duration=native.duration,
+        observed_at=native.interval_start + native.duration,
+        import_wh=native.import_wh,
+        export_wh=native.export_wh,
+        generation_wh=native.generation_wh,
+        consumption_wh=native.consumption_wh,
+        import_register_wh=None if native.import_register_wh is UNSET else native.import_register_wh,
+        export_register_wh=None if native.export_register_wh is UNSET else native.export_register_wh,
+        source=Source.NATIVE,
+        trust=trust,
+        seq=native.seq,
+        key_id=native.key_id,
+        quality=native.quality,
+        firmware=native.firmware,
+        created=native.created,
+        expires=native.expires,
+        signature=None if native.sig is UNSET else bytes.fromhex(native.sig),
+        signature_text=None if native.sig is UNSET else native.sig,
+    )
+
+
+def _check_item(data: bytes, reading: NativeReading) -> None:
+    if data.count(b",") + 1 != _members(reading):
+        key = _first_duplicate_key(data)
+        raise ReadingError(ErrorCode.DUPLICATE_KEY, f"key {key!r} appears more than once", "$")
+    if reading.sig is UNSET:
+        raise ReadingError(ErrorCode.SIGNATURE_MISSING, "a native reading must carry `sig`", "$.sig")
+
+
+def _check_size(count: int, max_items: int | None) -> None:
+    if max_items is not None and count > max_items:
+        raise ReadingError(ErrorCode.BATCH_TOO_LARGE, f"{count} items; at most {max_items} per batch", "$")
+
+
+def _validation_error(exc: msgspec.ValidationError) -> ReadingError:
+    text, _, where = str(exc).partition(" - at `")
+    path = where.rstrip("`") or "$"
+    if "got `float`" in text:
+        return ReadingError(ErrorCode.FLOAT_NOT_ALLOWED, "floats are not allowed; send integers", path)
+    return ReadingError(ErrorCode.SCHEMA_INVALID, text, path)
+
+
+class _NonFinite(Exception):
+    pass
+
+
+def _reject_constant(name: str) -> Any:
+    raise _NonFinite(name)
+
+
+def _undecodable(data: bytes) -> ReadingError:
+    """Tell NaN/Infinity (which Python's json would accept) apart from plain malformed JSON."""
+    try:
+        json.loads(data, parse_constant=_reject_constant)
+    except _NonFinite as exc:
+        return ReadingError(ErrorCode.FLOAT_NOT_ALLOWED, f"{exc} is not a JSON number, nor an allowed float")
+    except ValueError:
+        pass
+    return ReadingError(ErrorCode.MALFORMED_JSON, "the body is not valid JSON")
+
+
+def _first_duplicate_key(data: bytes) -> str:
+    found: list[str] = []
+
+    def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
+        seen: set[str] = set()
+        for key, _ in items:
+            if key in seen and not found:
+                found.append(key)
+            seen.add(key)
+        return dict(items)
+
+    json.loads(data, object_pairs_hook=pairs)
+    return found[0] if found else "?"
