@@ -167,4 +167,3 @@ def assign_interval(reading: Reading, interval_s: int) -> Reading:
     return dataclasses.replace(
         reading, interval_start=floor_to_interval(reading.observed_at, interval_s), duration=interval_s
     )
-

@@ -67,8 +67,13 @@ def submit_reading_message(meter_serial: str, timestamp_text: str, kwh: Decimal,
     `GRIDTOKENX_METER_READING\\nmeter_serial: <serial>\\ntimestamp: <timestamp as sent>\\n`
     `kwh_amount: <kwh with 6 decimals>\\nwallet: <wallet>` in UTF-8."""
     kwh_text = format(kwh.quantize(_SIX_PLACES, rounding=ROUND_HALF_EVEN), "f")
-    lines = ("GRIDTOKENX_METER_READING", f"meter_serial: {meter_serial}", f"timestamp: {timestamp_text}",
-             f"kwh_amount: {kwh_text}", f"wallet: {wallet}")
+    lines = (
+        "GRIDTOKENX_METER_READING",
+        f"meter_serial: {meter_serial}",
+        f"timestamp: {timestamp_text}",
+        f"kwh_amount: {kwh_text}",
+        f"wallet: {wallet}",
+    )
     return "\n".join(lines).encode("utf-8")
 
 

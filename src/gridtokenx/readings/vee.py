@@ -1,0 +1,455 @@
+"""VEE (validation, estimation, editing): the metering rules a reading must pass before it is stored.
+
+Pure: `evaluate(reading, ctx, cfg)` looks only at its arguments. The service gathers the facts in a
+`VeeContext` (meter registry, ingest state, neighbouring stored values), applies the outcome, and
+stores `outcome.next_replay` back. Each rule is named (`Rule`), can be switched off in `VeeConfig`,
+and has its own code: a `Reject` code turns the reading away (the API answers 422), a `Flag` code is
+stored on an accepted reading. Rules run cheapest first and the first rejection wins.
+
+Order: lifecycle, alignment, future, age, negative, ceiling, capacity, duplicate (an identical
+resend stops here as a no-op, so retries are never refused), envelope, replay, register, register
+sum; then the flag rules: late, spike, frozen, night, balance, device quality.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from fractions import Fraction
+from typing import Any
+
+from gridtokenx.core.units import kwh_to_wh
+from gridtokenx.readings.envelope import QualityBit
+from gridtokenx.readings.reading import EXPORT, GENERATION, IMPORT, REGISTER_OF, Flag, Reading, Trust
+from gridtokenx.readings.replay import DEFAULT_WINDOW, ReplayWindow, SeqVerdict
+from gridtokenx.readings.solar import solar_elevation_deg
+
+DAY_S = 86_400
+
+
+class Rule(StrEnum):
+    LIFECYCLE = "lifecycle"  # meter active and commissioned
+    ALIGNMENT = "alignment"  # interval_start on the meter's grid, duration = the meter's interval
+    FUTURE = "future"  # not read after now + skew
+    AGE = "age"  # not older than the backfill limit
+    NEGATIVE = "negative"  # no negative energy or register
+    CEILING = "ceiling"  # no quantity above the per-reading maximum
+    CAPACITY = "capacity"  # generation/export within nameplate x interval x margin
+    DUPLICATE = "duplicate"  # identical resend = no-op, changed value = new version
+    ENVELOPE = "envelope"  # a signed message's created/expires window
+    REPLAY = "replay"  # seq inside the anti-replay window, never seen before
+    REGISTER = "register"  # cumulative registers never decrease (rollover, replacement handled)
+    REGISTER_SUM = "register_sum"  # interval values add up to the register difference
+    LATE = "late"  # older than the minting age: stored, flagged, not minted
+    SPIKE = "spike"  # far above the same slot's 7-day median
+    FROZEN = "frozen"  # the same non-zero value again and again
+    NIGHT = "night"  # PV generation/export with the sun below the horizon
+    BALANCE = "balance"  # export not above generation + margin
+    DEVICE_QUALITY = "device_quality"  # device-reported clock, outage and tamper bits
+
+
+class Reject(StrEnum):
+    METER_NOT_ACTIVE = "METER_NOT_ACTIVE"
+    BEFORE_COMMISSIONING = "BEFORE_COMMISSIONING"
+    INTERVAL_MISALIGNED = "INTERVAL_MISALIGNED"
+    DURATION_MISMATCH = "DURATION_MISMATCH"
+    FUTURE_READING = "FUTURE_READING"
+    READING_TOO_OLD = "READING_TOO_OLD"
+    NEGATIVE_VALUE = "NEGATIVE_VALUE"
+    EXCEEDS_MAX_READING = "EXCEEDS_MAX_READING"
+    EXCEEDS_CAPACITY = "EXCEEDS_CAPACITY"
+    ENVELOPE_NOT_YET_VALID = "ENVELOPE_NOT_YET_VALID"
+    ENVELOPE_EXPIRED = "ENVELOPE_EXPIRED"
+    ENVELOPE_WINDOW_INVALID = "ENVELOPE_WINDOW_INVALID"
+    SEQ_REPLAYED = "SEQ_REPLAYED"
+    SEQ_TOO_OLD = "SEQ_TOO_OLD"
+    REGISTER_DECREASED = "REGISTER_DECREASED"
+    REGISTER_SUM_MISMATCH = "REGISTER_SUM_MISMATCH"
+
+
+class WriteAction(StrEnum):
+    INSERT = "insert"  # nothing stored for this (meter, channel, interval) yet
+    NOOP = "noop"  # identical to what is stored: acknowledge, write nothing
+    NEW_VERSION = "new_version"  # differs from what is stored: keep the old row as a revision
+
+
+# Flags that hold a reading back from minting by default (questionable data waits for review).
+# LATE and ESTIMATED are never mintable, whatever the configuration says.
+NEVER_MINTABLE = frozenset({Flag.LATE, Flag.ESTIMATED})
+DEFAULT_HOLD_FLAGS = NEVER_MINTABLE | {
+    Flag.TIMESTAMP_ASSIGNED,
+    Flag.SPIKE,
+    Flag.FROZEN_VALUE,
+    Flag.PV_AT_NIGHT,
+    Flag.EXPORT_EXCEEDS_GENERATION,
+    Flag.CLOCK_QUESTIONABLE,
+    Flag.TAMPER_REPORTED,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class RegisterSnapshot:
+    """Register values at the end of an earlier stored interval of the same meter and channel."""
+
+    interval_start: int
+    duration: int
+    import_register_wh: int | None = None
+    export_register_wh: int | None = None
+
+    @property
+    def interval_end(self) -> int:
+        return self.interval_start + self.duration
+
+    def values(self) -> dict[str, int]:
+        found = {IMPORT: self.import_register_wh, EXPORT: self.export_register_wh}
+        return {channel: value for channel, value in found.items() if value is not None}
+
+
+@dataclass(frozen=True)
+class VeeContext:
+    """Everything `evaluate` needs to know beyond the reading itself; the service looks these up.
+
+    Times are UTC epoch seconds, energy integer Wh. Mappings keyed by quantity use the names in
+    `reading.CHANNELS` (`import_wh`, `export_wh`, `generation_wh`, `consumption_wh`).
+    """
+
+    now: int
+    interval_s: int  # the meter's interval length
+    meter_active: bool = True  # registry status is "active"
+    commissioned_at: int | None = None
+    nameplate_w: int | None = None  # generation capacity; None skips the capacity ceiling
+    attested_mintable: bool = False  # may gateway-attested readings of this meter be minted?
+    replay: ReplayWindow | None = None  # the device's seq window; None before its first seq
+    # what is stored for this (meter, channel, interval), in `Reading.stored_values()` shape; None if nothing
+    stored: Mapping[str, int | None] | None = None
+    previous_registers: RegisterSnapshot | None = None  # the nearest earlier interval that has registers
+    # sum of stored import/export values strictly between that snapshot and this reading, and how
+    # many stored intervals that sum covers (the sum check runs only when none is missing)
+    energy_between: Mapping[str, int] = field(default_factory=dict)
+    intervals_between: int = 0
+    register_modulus_wh: int | None = None  # a register wraps to 0 at this value (None: never wraps)
+    baseline_reset_at: int | None = None  # meter replaced / registers reset at this time
+    same_slot_median: Mapping[str, int] = field(default_factory=dict)  # same slot, last 7 days
+    recent_values: Mapping[str, Sequence[int]] = field(default_factory=dict)  # preceding ones, oldest first
+    latitude: float | None = None
+    longitude: float | None = None
+
+
+@dataclass(frozen=True)
+class VeeConfig:
+    """Thresholds of every rule, and which rules are switched off."""
+
+    max_skew_s: int = 120
+    max_backfill_s: int = 62 * DAY_S
+    mint_max_age_s: int = 7 * DAY_S
+    max_reading_wh: int = 100_000
+    capacity_margin: Fraction = Fraction(11, 10)
+    envelope_max_lifetime_s: int = 300
+    register_tolerance_wh: int = 1  # per interval summed
+    spike_factor: int = 5
+    frozen_repeats: int = 3
+    night_elevation_deg: float = -2.0
+    night_tolerance_wh: int = 0
+    export_margin: Fraction = Fraction(101, 100)
+    replay_window: int = DEFAULT_WINDOW
+    disabled: frozenset[Rule] = frozenset()
+    hold_flags: frozenset[str] = DEFAULT_HOLD_FLAGS
+
+    @classmethod
+    def from_settings(cls, settings: Any, **overrides: Any) -> VeeConfig:
+        """Take the limits that have platform settings (`TOKENIZATION_MAX_READING_KWH`,
+        `TOKENIZATION_READING_MAX_AGE_DAYS`, clock skew) from a `core.settings.Settings`."""
+        values: dict[str, Any] = {
+            "max_skew_s": settings.clock_skew_seconds,
+            "mint_max_age_s": settings.tokenization_reading_max_age_days * DAY_S,
+            "max_reading_wh": kwh_to_wh(settings.tokenization_max_reading_kwh),
+        }
+        return cls(**(values | overrides))
+
+    def on(self, rule: Rule) -> bool:
+        return rule not in self.disabled
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    rule: Rule
+    code: Reject
+    message: str
+
+
+@dataclass(frozen=True)
+class VeeOutcome:
+    """The verdict. Rejected: `rejection` is set and nothing else matters. Accepted: store according
+    to `write` with `flags`; mint `mintable_wh` (the export) when `mintable`; persist `next_replay`.
+    For a NEW_VERSION the service mints only the increase over what the old version minted."""
+
+    rejection: Rejection | None = None
+    flags: frozenset[str] = frozenset()
+    write: WriteAction | None = None
+    changed: tuple[str, ...] = ()
+    mintable: bool = False
+    mintable_wh: int = 0
+    next_replay: ReplayWindow | None = None
+
+    @property
+    def accepted(self) -> bool:
+        return self.rejection is None
+
+
+def evaluate(reading: Reading, ctx: VeeContext, cfg: VeeConfig | None = None) -> VeeOutcome:
+    """Apply every enabled rule to `reading` and say whether and how to store and mint it."""
+    cfg = cfg or VeeConfig()
+    for rule, check in _STATELESS:
+        if cfg.on(rule) and (rejection := check(reading, ctx, cfg)) is not None:
+            return VeeOutcome(rejection=rejection)
+
+    write: WriteAction = WriteAction.INSERT
+    changed: tuple[str, ...] = ()
+    if cfg.on(Rule.DUPLICATE):
+        write, changed = classify_duplicate(reading, ctx.stored)
+    if write is WriteAction.NOOP:
+        return VeeOutcome(flags=reading.flags, write=write, next_replay=ctx.replay)
+
+    if cfg.on(Rule.ENVELOPE) and (rejection := _envelope(reading, ctx, cfg)) is not None:
+        return VeeOutcome(rejection=rejection)
+    next_replay = ctx.replay
+    if cfg.on(Rule.REPLAY) and reading.seq is not None:
+        rejection, next_replay = _replay(reading.seq, ctx, cfg)
+        if rejection is not None:
+            return VeeOutcome(rejection=rejection)
+    rejection, flags = _registers(reading, ctx, cfg)
+    if rejection is not None:
+        return VeeOutcome(rejection=rejection)
+
+    flags |= reading.flags
+    if write is WriteAction.NEW_VERSION:
+        flags.add(Flag.REVISED)
+    for rule, flagger in _FLAGGERS:
+        if cfg.on(rule):
+            flags |= flagger(reading, ctx, cfg)
+    eligible = _trust_mintable(reading.trust, ctx) and not flags & (cfg.hold_flags | NEVER_MINTABLE)
+    mintable_wh = reading.export_wh if eligible and reading.export_wh > 0 else 0
+    return VeeOutcome(
+        flags=frozenset(flags),
+        write=write,
+        changed=changed,
+        mintable=mintable_wh > 0,
+        mintable_wh=mintable_wh,
+        next_replay=next_replay,
+    )
+
+
+def classify_duplicate(
+    reading: Reading, stored: Mapping[str, int | None] | None
+) -> tuple[WriteAction, tuple[str, ...]]:
+    """Compare with what is stored for the same (meter, channel, interval): new, identical, or
+    changed (and which fields changed). Never a silent overwrite: a change is a new version."""
+    if stored is None:
+        return WriteAction.INSERT, ()
+    changed = tuple(name for name, value in reading.stored_values().items() if stored.get(name) != value)
+    return (WriteAction.NEW_VERSION, changed) if changed else (WriteAction.NOOP, ())
+
+
+def _trust_mintable(trust: Trust, ctx: VeeContext) -> bool:
+    if trust is Trust.DEVICE_SIGNED:
+        return True
+    return trust is Trust.GATEWAY_ATTESTED and ctx.attested_mintable
+
+
+# --- rules that reject ------------------------------------------------------------------------
+
+
+def _lifecycle(reading: Reading, ctx: VeeContext, cfg: VeeConfig) -> Rejection | None:
+    if not ctx.meter_active:
+        return Rejection(Rule.LIFECYCLE, Reject.METER_NOT_ACTIVE, "the meter is not active")
+    if ctx.commissioned_at is not None and reading.interval_start < ctx.commissioned_at:
+        message = "the interval starts before the meter was commissioned"
+        return Rejection(Rule.LIFECYCLE, Reject.BEFORE_COMMISSIONING, message)
+    return None
+
+
+def _alignment(reading: Reading, ctx: VeeContext, cfg: VeeConfig) -> Rejection | None:
+    if reading.interval_start % ctx.interval_s:
+        message = f"interval_start is not on the meter's {ctx.interval_s} s UTC grid"
+        return Rejection(Rule.ALIGNMENT, Reject.INTERVAL_MISALIGNED, message)
+    if reading.duration != ctx.interval_s:
+        message = f"duration {reading.duration} s differs from the meter's interval of {ctx.interval_s} s"
+        return Rejection(Rule.ALIGNMENT, Reject.DURATION_MISMATCH, message)
+    return None
+
+
+def _future(reading: Reading, ctx: VeeContext, cfg: VeeConfig) -> Rejection | None:
+    if reading.observed_at > ctx.now + cfg.max_skew_s:
+        message = f"read {reading.observed_at - ctx.now} s in the future (skew limit {cfg.max_skew_s} s)"
+        return Rejection(Rule.FUTURE, Reject.FUTURE_READING, message)
+    return None
+
+
+def _age(reading: Reading, ctx: VeeContext, cfg: VeeConfig) -> Rejection | None:
+    if reading.interval_end < ctx.now - cfg.max_backfill_s:
+        message = f"older than the {cfg.max_backfill_s // DAY_S}-day backfill limit"
+        return Rejection(Rule.AGE, Reject.READING_TOO_OLD, message)
+    return None
+
+
+def _negative(reading: Reading, ctx: VeeContext, cfg: VeeConfig) -> Rejection | None:
+    for name, value in reading.stored_values().items():
+        if value is not None and value < 0:
+            return Rejection(Rule.NEGATIVE, Reject.NEGATIVE_VALUE, f"{name} is negative ({value})")
+    return None
+
+
+def _ceiling(reading: Reading, ctx: VeeContext, cfg: VeeConfig) -> Rejection | None:
+    for name, value in reading.channel_values().items():
+        if value > cfg.max_reading_wh:
+            message = f"{name} of {value} Wh exceeds the {cfg.max_reading_wh} Wh per-reading maximum"
+            return Rejection(Rule.CEILING, Reject.EXCEEDS_MAX_READING, message)
+    return None
+
+
+def _capacity(reading: Reading, ctx: VeeContext, cfg: VeeConfig) -> Rejection | None:
+    if ctx.nameplate_w is None:
+        return None
+    limit = Fraction(ctx.nameplate_w * reading.duration, 3600) * cfg.capacity_margin
+    for name in (GENERATION, EXPORT):
+        value = reading.channel_values().get(name)
+        if value is not None and value > limit:
+            message = f"{name} of {value} Wh exceeds nameplate x interval x margin ({int(limit)} Wh)"
+            return Rejection(Rule.CAPACITY, Reject.EXCEEDS_CAPACITY, message)
+    return None
+
+
+_STATELESS = (
+    (Rule.LIFECYCLE, _lifecycle),
+    (Rule.ALIGNMENT, _alignment),
+    (Rule.FUTURE, _future),
+    (Rule.AGE, _age),
+    (Rule.NEGATIVE, _negative),
+    (Rule.CEILING, _ceiling),
+    (Rule.CAPACITY, _capacity),
+)
+
+
+def _envelope(reading: Reading, ctx: VeeContext, cfg: VeeConfig) -> Rejection | None:
+    created, expires = reading.created, reading.expires
+    if created is None or expires is None:
+        return None
+    if expires <= created or expires - created > cfg.envelope_max_lifetime_s:
+        message = f"expires must follow created by at most {cfg.envelope_max_lifetime_s} s"
+        return Rejection(Rule.ENVELOPE, Reject.ENVELOPE_WINDOW_INVALID, message)
+    if created > ctx.now + cfg.max_skew_s:
+        return Rejection(Rule.ENVELOPE, Reject.ENVELOPE_NOT_YET_VALID, "created lies in the future")
+    if ctx.now > expires + cfg.max_skew_s:
+        return Rejection(Rule.ENVELOPE, Reject.ENVELOPE_EXPIRED, "the signed message has expired")
+    return None
+
+
+def _replay(seq: int, ctx: VeeContext, cfg: VeeConfig) -> tuple[Rejection | None, ReplayWindow | None]:
+    if ctx.replay is None:
+        return None, ReplayWindow.first(seq, cfg.replay_window)
+    verdict = ctx.replay.check(seq)
+    if verdict is SeqVerdict.REPLAYED:
+        return Rejection(Rule.REPLAY, Reject.SEQ_REPLAYED, f"seq {seq} was already used"), ctx.replay
+    if verdict is SeqVerdict.TOO_OLD:
+        message = f"seq {seq} is more than {ctx.replay.size} below the highest seen ({ctx.replay.highest})"
+        return Rejection(Rule.REPLAY, Reject.SEQ_TOO_OLD, message), ctx.replay
+    return None, ctx.replay.record(seq)
+
+
+def _registers(reading: Reading, ctx: VeeContext, cfg: VeeConfig) -> tuple[Rejection | None, set[str]]:
+    """Registers against the nearest earlier snapshot: monotonic (rule 7), and the interval values
+    in between adding up to the register difference within 1 Wh per interval (rule 8)."""
+    previous, current = ctx.previous_registers, reading.register_values()
+    if previous is None or not current or previous.interval_start >= reading.interval_start:
+        return None, set()
+    reset = ctx.baseline_reset_at
+    if reset is not None and previous.interval_end <= reset <= reading.interval_end:
+        return None, {Flag.REGISTER_BASELINE_RESET}
+    flags: set[str] = set()
+    intervals = (reading.interval_end - previous.interval_end) // reading.duration
+    complete = ctx.intervals_between == intervals - 1  # every interval in between is stored
+    for channel, before in previous.values().items():
+        if channel not in current:
+            continue
+        delta = current[channel] - before
+        if delta < 0:
+            modulus = ctx.register_modulus_wh
+            if modulus is not None and delta + modulus <= cfg.max_reading_wh * intervals:
+                delta += modulus
+                flags.add(Flag.REGISTER_ROLLOVER)
+            elif cfg.on(Rule.REGISTER):
+                register = REGISTER_OF[channel]
+                message = f"{register} fell from {before} to {current[channel]} Wh"
+                return Rejection(Rule.REGISTER, Reject.REGISTER_DECREASED, message), flags
+            else:
+                continue
+        if cfg.on(Rule.REGISTER_SUM) and complete:
+            summed = ctx.energy_between.get(channel, 0) + reading.channel_values()[channel]
+            if abs(delta - summed) > cfg.register_tolerance_wh * intervals:
+                message = f"{channel} intervals sum to {summed} Wh but {REGISTER_OF[channel]} rose {delta} Wh"
+                return Rejection(Rule.REGISTER_SUM, Reject.REGISTER_SUM_MISMATCH, message), flags
+    return None, flags
+
+
+# --- rules that flag --------------------------------------------------------------------------
+
+
+def _late(reading: Reading, ctx: VeeContext, cfg: VeeConfig) -> set[str]:
+    return {Flag.LATE} if reading.interval_end < ctx.now - cfg.mint_max_age_s else set()
+
+
+def _spike(reading: Reading, ctx: VeeContext, cfg: VeeConfig) -> set[str]:
+    for name, value in reading.channel_values().items():
+        median = ctx.same_slot_median.get(name)
+        if median is not None and median > 0 and value > cfg.spike_factor * median:
+            return {Flag.SPIKE}
+    return set()
+
+
+def _frozen(reading: Reading, ctx: VeeContext, cfg: VeeConfig) -> set[str]:
+    earlier = cfg.frozen_repeats - 1
+    for name, value in reading.channel_values().items():
+        recent = ctx.recent_values.get(name, ())
+        if value != 0 and len(recent) >= earlier and all(v == value for v in recent[len(recent) - earlier :]):
+            return {Flag.FROZEN_VALUE}
+    return set()
+
+
+def _night(reading: Reading, ctx: VeeContext, cfg: VeeConfig) -> set[str]:
+    if ctx.latitude is None or ctx.longitude is None:
+        return set()
+    produced = reading.generation_wh if reading.generation_wh is not None else reading.export_wh
+    if produced <= cfg.night_tolerance_wh:
+        return set()
+    instants = (reading.interval_start, reading.interval_start + reading.duration // 2, reading.interval_end)
+    highest = max(solar_elevation_deg(ctx.latitude, ctx.longitude, t) for t in instants)
+    return {Flag.PV_AT_NIGHT} if highest < cfg.night_elevation_deg else set()
+
+
+def _balance(reading: Reading, ctx: VeeContext, cfg: VeeConfig) -> set[str]:
+    if reading.generation_wh is None or reading.export_wh <= reading.generation_wh * cfg.export_margin:
+        return set()
+    return {Flag.EXPORT_EXCEEDS_GENERATION}
+
+
+def _device_quality(reading: Reading, ctx: VeeContext, cfg: VeeConfig) -> set[str]:
+    bits = QualityBit(reading.quality & 0xF)
+    flags: set[str] = set()
+    if bits & (QualityBit.CLOCK_INVALID | QualityBit.CLOCK_ADJUSTED):
+        flags.add(Flag.CLOCK_QUESTIONABLE)
+    if bits & QualityBit.POWER_OUTAGE:
+        flags.add(Flag.POWER_OUTAGE)
+    if bits & QualityBit.TAMPER:
+        flags.add(Flag.TAMPER_REPORTED)
+    return flags
+
+
+_FLAGGERS = (
+    (Rule.LATE, _late),
+    (Rule.SPIKE, _spike),
+    (Rule.FROZEN, _frozen),
+    (Rule.NIGHT, _night),
+    (Rule.BALANCE, _balance),
+    (Rule.DEVICE_QUALITY, _device_quality),
+)
