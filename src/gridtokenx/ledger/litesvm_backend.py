@@ -24,11 +24,28 @@ class LiteSvmLedger(Ledger):
     backend = "litesvm"
 
     def __init__(
-        self, directory: Path, authority: Keypair, fee_payer: Keypair, *, snapshot_every: int = 1000
+        self,
+        directory: Path,
+        authority: Keypair,
+        fee_payer: Keypair,
+        *,
+        snapshot_every: int = 1000,
+        snapshot_on_close: bool = True,
+        read_only: bool = False,
     ) -> None:
+        """`read_only` replays the committed log into memory without taking the writer's lock.
+
+        `snapshot_on_close=False` leaves the log tail for the next start to replay.
+        """
         super().__init__(authority, fee_payer)
         self.directory = directory
-        self._engine = DurableSvm(directory, fee_payer, snapshot_every=snapshot_every)
+        self._engine = DurableSvm(
+            directory,
+            fee_payer,
+            snapshot_every=snapshot_every,
+            snapshot_on_close=snapshot_on_close,
+            read_only=read_only,
+        )
         self._writer = SerialWriter(self._engine.commit, self._engine.abandon, name="ledger-writer")
         self._limits = Limits()
 

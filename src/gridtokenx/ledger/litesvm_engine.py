@@ -12,8 +12,10 @@ A crash before a commit loses the in-memory effects and their log rows together.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
+import os
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -33,7 +35,7 @@ from solders.transaction_metadata import FailedTransactionMetadata, TransactionM
 from spl.token.constants import TOKEN_2022_PROGRAM_ID, TOKEN_PROGRAM_ID
 
 from gridtokenx.ledger import snapshot as snapshots
-from gridtokenx.ledger.errors import BlockhashExpired, ReplayDivergence, TransactionFailed
+from gridtokenx.ledger.errors import BlockhashExpired, LedgerUnavailable, ReplayDivergence, TransactionFailed
 from gridtokenx.ledger.records import Commitment, MintRecord, PlannedTx, TxStatus
 from gridtokenx.ledger.registry import Registry, open_database
 from gridtokenx.ledger.txlog import Entry, EntryKind, TxLog
@@ -61,6 +63,20 @@ NOT_SNAPSHOTTED = frozenset(
 )
 
 DB_NAME = "ledger.sqlite3"
+LOCK_NAME = "ledger.lock"
+
+
+def _exclusive_lock(path: Path) -> int:
+    """One writer per ledger directory, across processes: two in-memory SVMs would diverge."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise LedgerUnavailable(
+            f"the embedded ledger in {path.parent} is in use by another process"
+        ) from None
+    return fd
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,11 +98,17 @@ class DurableSvm:
         fee_payer: Keypair,
         *,
         snapshot_every: int,
+        snapshot_on_close: bool = True,
+        read_only: bool = False,
         wall_clock: Callable[[], float] = time.time,
     ) -> None:
         self.path = directory / DB_NAME
+        self._lock_path = directory / LOCK_NAME
+        self._lock_fd: int | None = None
         self._fee_payer = fee_payer
         self._snapshot_every = snapshot_every
+        self._snapshot_on_close = snapshot_on_close
+        self.read_only = read_only
         self._wall_clock = wall_clock
         self.svm = LiteSVM()
         self._owners: set[Pubkey] = set(BASE_OWNERS)
@@ -99,8 +121,10 @@ class DurableSvm:
     # ---- lifecycle -------------------------------------------------------------------------------
     def open(self) -> ReplayStats:
         """Load the newest snapshot, replay the log after it, then serve with full checks on."""
+        if not self.read_only:
+            self._lock_fd = _exclusive_lock(self._lock_path)
         self._conn = open_database(self.path)
-        self.log = TxLog(self._conn)
+        self.log = TxLog(self._conn, read_only=self.read_only)
         self.registry = Registry(self._conn)
         started = time.perf_counter()
         latest = self.log.latest_snapshot()
@@ -121,20 +145,29 @@ class DurableSvm:
         self._unix_time = self.svm.get_clock().unix_timestamp
         self.replay = ReplayStats(self.snapshot_pos, replayed, transactions, time.perf_counter() - started)
         self._opened = True
+        if not self.read_only:
+            self._fund_fee_payer()
         return self.replay
 
     def close(self) -> None:
         if not self._opened:
             return
-        self.commit()
-        if self.log.last_pos > self.snapshot_pos:
-            self.snapshot()
+        if not self.read_only:
+            self.commit()
+            if self._snapshot_on_close and self.log.last_pos > self.snapshot_pos:
+                self.snapshot()
+        self._release()
+
+    def _release(self) -> None:
         self._conn.close()
         self._opened = False
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)  # closing the descriptor drops the flock
+            self._lock_fd = None
 
     def commit(self) -> None:
         """Make the batch durable; snapshot when enough entries accumulated since the last one."""
-        if not self._opened:
+        if not self._opened or self.read_only:
             return
         self.log.commit()
         if self.log.last_pos - self.snapshot_pos >= self._snapshot_every:
@@ -143,8 +176,7 @@ class DurableSvm:
     def abandon(self) -> None:
         """Drop an uncommitted batch after a failure: the in-memory SVM is no longer trustworthy."""
         self.log.rollback()
-        self._conn.close()
-        self._opened = False
+        self._release()
 
     # ---- writes ----------------------------------------------------------------------------------
     def execute(self, plan: Sequence[PlannedTx], key: str | None, fingerprint: bytes) -> list[Signature]:
@@ -213,9 +245,8 @@ class DurableSvm:
     # ---- internals -------------------------------------------------------------------------------
     def _sign_and_run(self, planned: PlannedTx) -> Signature:
         self._follow_wall_clock()
+        self._fund_fee_payer()
         payer = self._fee_payer.pubkey()
-        if self.balance(payer) < FEE_PAYER_FLOOR:
-            self._credit(payer, FEE_PAYER_TOP_UP)
         signers = [self._fee_payer]
         seen = {payer}
         for signer in planned.signers:
@@ -252,6 +283,13 @@ class DurableSvm:
         self.log.append(EntryKind.TX, bytes(tx), signature=signature, ok=False, err=err)
         self._dirty.update(tx.message.account_keys)
         raise TransactionFailed(signature, err, logs, landed=True)
+
+    def _fund_fee_payer(self) -> None:
+        """The embedded chain has no faucet to run dry: keep the fee payer above a floor."""
+        payer = self._fee_payer.pubkey()
+        if self.balance(payer) < FEE_PAYER_FLOOR:
+            self.log.begin()
+            self._credit(payer, FEE_PAYER_TOP_UP)
 
     def _credit(self, address: Pubkey, lamports: int) -> None:
         payload = bytes(address) + lamports.to_bytes(8, "little")

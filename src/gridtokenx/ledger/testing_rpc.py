@@ -140,7 +140,9 @@ class LiteSvmRpcServer:
 
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._httpd.daemon_threads = True
-        threading.Thread(target=self._httpd.serve_forever, name="litesvm-rpc", daemon=True).start()
+        threading.Thread(
+            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, name="litesvm-rpc", daemon=True
+        ).start()
         return self
 
     def stop(self) -> None:

@@ -18,6 +18,8 @@ from enum import StrEnum
 
 from solders.signature import Signature
 
+from gridtokenx.ledger.errors import LedgerUnavailable
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS log (
     pos INTEGER PRIMARY KEY,
@@ -66,13 +68,16 @@ class IndexedTx:
 class TxLog:
     """Appends join the open SQLite transaction; the owner commits once per batch (group commit)."""
 
-    def __init__(self, conn: sqlite3.Connection) -> None:
+    def __init__(self, conn: sqlite3.Connection, *, read_only: bool = False) -> None:
         self._conn = conn
+        self._read_only = read_only
         conn.executescript(SCHEMA)
         row = conn.execute("SELECT COALESCE(MAX(pos), 0) FROM log").fetchone()
         self.last_pos: int = row[0]
 
     def begin(self) -> None:
+        if self._read_only:
+            raise LedgerUnavailable("the ledger was opened read-only")
         if not self._conn.in_transaction:
             self._conn.execute("BEGIN IMMEDIATE")
 
@@ -142,6 +147,8 @@ class TxLog:
             last = rows[-1][0]
 
     def save_snapshot(self, pos: int, body: bytes) -> None:
+        if self._read_only:
+            raise LedgerUnavailable("the ledger was opened read-only")
         self.commit()
         self._conn.execute("BEGIN IMMEDIATE")
         self._conn.execute(

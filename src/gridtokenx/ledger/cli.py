@@ -1,0 +1,88 @@
+"""`gridtokenx ledger ...`: inspect the ledger and snapshot the embedded one."""
+
+from __future__ import annotations
+
+import asyncio
+from decimal import Decimal
+
+import typer
+from rich.console import Console
+from rich.table import Table
+from spl.token.constants import TOKEN_2022_PROGRAM_ID
+
+from gridtokenx.core.settings import Settings, get_settings
+from gridtokenx.ledger.errors import LedgerError
+from gridtokenx.ledger.factory import build_ledger
+from gridtokenx.ledger.litesvm_backend import LiteSvmLedger
+from gridtokenx.ledger.rpc_backend import RpcLedger
+
+app = typer.Typer(help="The Solana ledger: embedded LiteSVM or a real cluster.", no_args_is_help=True)
+console = Console()
+SOL_DECIMALS = 9
+
+
+def _whole(amount: int, decimals: int) -> str:
+    return f"{Decimal(amount).scaleb(-decimals):f}"
+
+
+async def _info(settings: Settings) -> None:
+    async with build_ledger(settings, read_only=True) as ledger:
+        summary = Table(title="Ledger", show_header=False)
+        summary.add_row("backend", ledger.backend)
+        if isinstance(ledger, LiteSvmLedger):
+            summary.add_row("directory", str(ledger.directory))
+            summary.add_row("log position", str(ledger.log_position))
+            summary.add_row("snapshot position", str(ledger.snapshot_position))
+        elif isinstance(ledger, RpcLedger):
+            summary.add_row("endpoint", ledger.url)
+            summary.add_row("pending transactions", str(ledger.pending_count))
+        summary.add_row("authority", str(ledger.authority.pubkey()))
+        payer = ledger.fee_payer.pubkey()
+        balance = await ledger.get_balance(payer)
+        summary.add_row("fee payer", f"{payer} ({_whole(balance, SOL_DECIMALS)} SOL)")
+        console.print(summary)
+
+        mints = Table(title="Mints")
+        for column in ("label", "address", "program", "decimals", "supply"):
+            mints.add_column(column)
+        for record in await ledger.mints():
+            supply = await ledger.get_supply(record.address)
+            program = "Token-2022" if record.token_program == TOKEN_2022_PROGRAM_ID else "Token"
+            mints.add_row(
+                record.label,
+                str(record.address),
+                program,
+                str(record.decimals),
+                f"{_whole(supply, record.decimals)} ({supply} base units)",
+            )
+        console.print(mints)
+
+
+async def _snapshot(settings: Settings) -> int:
+    async with build_ledger(settings) as ledger:
+        if not isinstance(ledger, LiteSvmLedger):
+            raise typer.BadParameter(
+                "snapshots belong to the embedded backend (GRIDTOKENX_LEDGER_BACKEND=litesvm)"
+            )
+        return await ledger.snapshot()
+
+
+@app.command()
+def info() -> None:
+    """Backend, authority, fee payer and every registered mint with its supply."""
+    try:
+        asyncio.run(_info(get_settings()))
+    except LedgerError as exc:
+        console.print(f"[red]ledger error:[/red] {exc}")
+        raise typer.Exit(1) from None
+
+
+@app.command()
+def snapshot() -> None:
+    """Write a snapshot of the embedded ledger now, so the next start replays less."""
+    try:
+        position = asyncio.run(_snapshot(get_settings()))
+    except LedgerError as exc:
+        console.print(f"[red]ledger error:[/red] {exc}")
+        raise typer.Exit(1) from None
+    console.print(f"snapshot written at log position {position}")
