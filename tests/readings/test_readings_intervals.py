@@ -110,9 +110,12 @@ def test_estimate_gap_refuses_long_gaps_other_meters_and_nothing_to_fill() -> No
     assert len(estimate_gap(reading(T0), reading(T0 + 5 * Q), Q)) == 4  # exactly 1 h is fine
     with pytest.raises(ValueError):
         estimate_gap(reading(T0), reading(T0 + Q), Q)
-    other = dataclasses.replace(reading(T0 + 2 * Q), meter_serial="M2")
-    with pytest.raises(ValueError, match="different meters"):
-        estimate_gap(reading(T0), other, Q)
+    for other in (
+        dataclasses.replace(reading(T0 + 2 * Q), meter_serial="M2"),
+        dataclasses.replace(reading(T0 + 2 * Q), channel=1),
+    ):
+        with pytest.raises(ValueError, match="different meters"):
+            estimate_gap(reading(T0), other, Q)
 
 
 # --- replay window ----------------------------------------------------------------------------

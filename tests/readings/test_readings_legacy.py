@@ -382,3 +382,15 @@ def test_energy_reading_required_fields(missing: str) -> None:
     with pytest.raises(ReadingError) as caught:
         parse_energy_reading(body({k: v for k, v in ENERGY.items() if k != missing}))
     assert (caught.value.code, caught.value.path) == (ErrorCode.SCHEMA_INVALID, f"$.{missing}")
+
+
+@pytest.mark.parametrize(
+    "timestamp",
+    ["2026-01-15T09:07:00Z", "2026-01-15t09:07:00z", "2026-01-15 16:07:00+07:00", "2026-01-15T09:07:00.999Z"],
+)
+def test_rfc3339_spellings_of_the_same_second_map_alike(timestamp: str) -> None:
+    reading = parse_simulator_reading(
+        body(A1_CONSUMER | {"timestamp": timestamp}), serial="SIM-METER-001", received_at=NOW
+    )
+    assert reading.observed_at == epoch("2026-01-15T09:07:00+00:00")
+    assert reading.interval_start == epoch("2026-01-15T09:00:00+00:00")

@@ -102,7 +102,7 @@ def split_largest_remainder(total: int, weights: Sequence[Fraction | int]) -> li
 def estimate_gap(
     before: Reading, after: Reading, interval_s: int, *, max_gap_s: int = MAX_ESTIMATED_GAP_S
 ) -> list[Reading]:
-    """Estimated readings for the intervals strictly between `before` and `after` (same meter).
+    """Estimated readings for the intervals strictly between `before` and `after` (same meter and channel).
 
     Per channel the shape is a straight line from `before`'s value to `after`'s. The total is the
     register difference when both readings carry that register (import/export), which makes the
@@ -110,8 +110,8 @@ def estimate_gap(
     half to even. Estimates are `Trust.ESTIMATED`, flagged `ESTIMATED`, and never minted.
     A gap longer than `max_gap_s` (default 1 h) is a ValueError: fill it from like days instead.
     """
-    if before.meter_serial != after.meter_serial:
-        raise ValueError("before and after belong to different meters")
+    if (before.meter_serial, before.channel) != (after.meter_serial, after.channel):
+        raise ValueError("before and after belong to different meters or channels")
     gap = Gap(before.interval_start + interval_s, after.interval_start, interval_s)
     missing = len(gap.starts)
     if missing <= 0 or gap.seconds % interval_s:
@@ -144,6 +144,7 @@ def estimate_gap(
         readings.append(
             Reading(
                 meter_serial=before.meter_serial,
+                channel=before.channel,
                 interval_start=start,
                 duration=interval_s,
                 observed_at=start + interval_s,

@@ -325,7 +325,7 @@ class _Body:
         if not isinstance(value, str) or not _RFC3339.match(value):
             raise self._error(key, "expected an RFC 3339 timestamp with a UTC offset")
         try:
-            moment = datetime.fromisoformat(value) - _EPOCH
+            moment = datetime.fromisoformat(value.upper()) - _EPOCH  # RFC 3339 allows "t" and "z"
         except ValueError:
             raise self._error(key, "not a valid date and time") from None
         self.millis = moment // timedelta(milliseconds=1) % 1000

@@ -8,7 +8,8 @@ stored on an accepted reading. Rules run cheapest first and the first rejection 
 
 Order: lifecycle, alignment, future, age, negative, ceiling, capacity, duplicate (an identical
 resend stops here as a no-op, so retries are never refused), envelope, replay, register, register
-sum; then the flag rules: late, spike, frozen, night, balance, device quality.
+sum; then the flag rules: spike, frozen, night, balance, device quality. A reading older than the
+minting age is flagged LATE whatever the configuration: late and estimated data are never minted.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ class Rule(StrEnum):
     LIFECYCLE = "lifecycle"  # meter active and commissioned
     ALIGNMENT = "alignment"  # interval_start on the meter's grid, duration = the meter's interval
     FUTURE = "future"  # not read after now + skew
-    AGE = "age"  # not older than the backfill limit
+    AGE = "age"  # not older than the backfill limit (LATE, the minting age, is always applied)
     NEGATIVE = "negative"  # no negative energy or register
     CEILING = "ceiling"  # no quantity above the per-reading maximum
     CAPACITY = "capacity"  # generation/export within nameplate x interval x margin
@@ -41,7 +42,6 @@ class Rule(StrEnum):
     REPLAY = "replay"  # seq inside the anti-replay window, never seen before
     REGISTER = "register"  # cumulative registers never decrease (rollover, replacement handled)
     REGISTER_SUM = "register_sum"  # interval values add up to the register difference
-    LATE = "late"  # older than the minting age: stored, flagged, not minted
     SPIKE = "spike"  # far above the same slot's 7-day median
     FROZEN = "frozen"  # the same non-zero value again and again
     NIGHT = "night"  # PV generation/export with the sun below the horizon
@@ -225,6 +225,8 @@ def evaluate(reading: Reading, ctx: VeeContext, cfg: VeeConfig | None = None) ->
     flags |= reading.flags
     if write is WriteAction.NEW_VERSION:
         flags.add(Flag.REVISED)
+    if reading.interval_end < ctx.now - cfg.mint_max_age_s:
+        flags.add(Flag.LATE)
     for rule, flagger in _FLAGGERS:
         if cfg.on(rule):
             flags |= flagger(reading, ctx, cfg)
@@ -395,10 +397,6 @@ def _registers(reading: Reading, ctx: VeeContext, cfg: VeeConfig) -> tuple[Rejec
 # --- rules that flag --------------------------------------------------------------------------
 
 
-def _late(reading: Reading, ctx: VeeContext, cfg: VeeConfig) -> set[str]:
-    return {Flag.LATE} if reading.interval_end < ctx.now - cfg.mint_max_age_s else set()
-
-
 def _spike(reading: Reading, ctx: VeeContext, cfg: VeeConfig) -> set[str]:
     for name, value in reading.channel_values().items():
         median = ctx.same_slot_median.get(name)
@@ -446,7 +444,6 @@ def _device_quality(reading: Reading, ctx: VeeContext, cfg: VeeConfig) -> set[st
 
 
 _FLAGGERS = (
-    (Rule.LATE, _late),
     (Rule.SPIKE, _spike),
     (Rule.FROZEN, _frozen),
     (Rule.NIGHT, _night),
