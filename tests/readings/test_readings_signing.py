@@ -207,7 +207,7 @@ def test_device_key_helpers() -> None:
 
 def test_to_reading_normalises_the_native_reading() -> None:
     native = decode_reading(signed_body(channel=2))
-    reading = to_reading(native, Trust.DEVICE_SIGNED)
+    reading = to_reading(native, NETWORK)
     assert (reading.meter_serial, reading.channel, reading.interval_start, reading.duration) == (
         "SIM-METER-001",
         2,
@@ -223,8 +223,13 @@ def test_to_reading_normalises_the_native_reading() -> None:
         "import_register_wh": 812_000,
         "export_register_wh": 5_012_345,
     }
-    assert reading.source is Source.NATIVE and reading.trust is Trust.DEVICE_SIGNED
+    assert reading.source is Source.NATIVE and reading.trust is Trust.GATEWAY_ATTESTED  # until verified
     assert reading.signature == bytes.fromhex(str(native.sig)) and reading.seq == 42
+    assert reading.signed_messages == (signing_message(native, NETWORK),)
+    assert verify_detached(KEY.public_key, reading.signed_messages[0], reading.signature)
+    assert to_reading(native, NETWORK, Trust.DEVICE_SIGNED).trust is Trust.DEVICE_SIGNED
+    elsewhere = to_reading(native, "gridtokenx-mainnet")
+    assert not verify_detached(KEY.public_key, elsewhere.signed_messages[0], reading.signature)
 
 
 # --- strict decoding: each refusal with its code ----------------------------------------------

@@ -35,8 +35,10 @@ the number of distinct fields decoded.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from enum import IntFlag
+from functools import lru_cache
 from typing import Annotated, Any
 
 import msgspec
@@ -46,6 +48,8 @@ from gridtokenx.readings.errors import ErrorCode, ReadingError
 from gridtokenx.readings.reading import Reading, Source, Trust
 
 MAX_SAFE_INT = 2**53 - 1
+DOMAIN_TAG = b"gridtokenx/reading/v1"
+_NETWORK_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}\Z")
 
 Wh = Annotated[int, Meta(ge=-MAX_SAFE_INT, le=MAX_SAFE_INT)]
 RegisterWh = Annotated[int, Meta(ge=0, le=MAX_SAFE_INT)]
@@ -110,6 +114,19 @@ def canonical_json(reading: NativeReading) -> bytes:
     if reading.sig is not UNSET:
         reading = msgspec.structs.replace(reading, sig=UNSET)
     return _encoder.encode(reading)
+
+
+@lru_cache(maxsize=16)
+def _prefix(network_id: str) -> bytes:
+    if not _NETWORK_ID.match(network_id):
+        raise ValueError(f"invalid network id {network_id!r}: 1-64 chars of [A-Za-z0-9._:-]")
+    return DOMAIN_TAG + b"\x00" + network_id.encode("ascii") + b"\x00"
+
+
+def signing_message(reading: NativeReading, network_id: str) -> bytes:
+    """The exact bytes an Ed25519 signature of `reading` covers on network `network_id`
+    (domain tag, network id, JCS; see `gridtokenx.readings.signing`)."""
+    return _prefix(network_id) + canonical_json(reading)
 
 
 def encode_reading(reading: NativeReading) -> bytes:
@@ -182,8 +199,10 @@ def decode_batch(raw: bytes, *, max_items: int | None = None) -> list[NativeRead
     return results
 
 
-def to_reading(native: NativeReading, trust: Trust) -> Reading:
-    """The normalised reading; call it after `signing.verify_reading` with the trust it earned."""
+def to_reading(native: NativeReading, network_id: str, trust: Trust = Trust.GATEWAY_ATTESTED) -> Reading:
+    """The normalised reading. `signed_messages` holds the bytes its `signature` must verify over on
+    `network_id`; the trust stays a hint until the service has verified it with a provisioned key
+    (then `dataclasses.replace(reading, trust=Trust.DEVICE_SIGNED)`)."""
     return Reading(
         meter_serial=native.device_id,
         channel=0 if native.channel is UNSET else native.channel,
@@ -206,6 +225,7 @@ def to_reading(native: NativeReading, trust: Trust) -> Reading:
         expires=native.expires,
         signature=None if native.sig is UNSET else bytes.fromhex(native.sig),
         signature_text=None if native.sig is UNSET else native.sig,
+        signed_messages=(signing_message(native, network_id),),
     )
 
 

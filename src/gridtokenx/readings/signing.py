@@ -25,10 +25,8 @@ fields, so whitespace, key order or escapes on the wire cannot change what is ve
 from __future__ import annotations
 
 import hashlib
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Any
 
 import base58
@@ -36,23 +34,19 @@ import msgspec
 from nacl.exceptions import BadSignatureError
 from nacl.signing import SigningKey, VerifyKey
 
-from gridtokenx.readings.envelope import NativeReading, canonical_json, reading_from_fields
+from gridtokenx.readings.envelope import DOMAIN_TAG, NativeReading, reading_from_fields, signing_message
 from gridtokenx.readings.errors import ErrorCode, ReadingError
 
-DOMAIN_TAG = b"gridtokenx/reading/v1"
-_NETWORK_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}\Z")
-
-
-@lru_cache(maxsize=16)
-def _prefix(network_id: str) -> bytes:
-    if not _NETWORK_ID.match(network_id):
-        raise ValueError(f"invalid network id {network_id!r}: 1-64 chars of [A-Za-z0-9._:-]")
-    return DOMAIN_TAG + b"\x00" + network_id.encode("ascii") + b"\x00"
-
-
-def signing_message(reading: NativeReading, network_id: str) -> bytes:
-    """The exact bytes an Ed25519 signature of `reading` covers on network `network_id`."""
-    return _prefix(network_id) + canonical_json(reading)
+__all__ = [
+    "DOMAIN_TAG",
+    "DeviceKey",
+    "NativeReading",
+    "key_id",
+    "sign_reading",
+    "signing_message",
+    "verify_detached",
+    "verify_reading",
+]
 
 
 def key_id(public_key: bytes) -> str:
