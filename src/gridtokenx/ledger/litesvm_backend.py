@@ -127,6 +127,10 @@ class LiteSvmLedger(Ledger):
         """Deploy a prebuilt program (.so); it is logged and loaded again on every restart."""
         await self._writer.call(lambda: self._engine.add_program(program_id, elf))
 
+    async def unix_timestamp(self) -> int:
+        """The chain clock, which follows wall time (LiteSVM alone would start at 1970)."""
+        return await self._writer.call(lambda: self._engine.svm.get_clock().unix_timestamp)
+
     async def state(self) -> dict[Pubkey, Account]:
         """Every account owned by the programs in use: what a restart must reproduce exactly."""
         return await self._writer.call(self._engine.state)

@@ -146,6 +146,7 @@ class DurableSvm:
         self.replay = ReplayStats(self.snapshot_pos, replayed, transactions, time.perf_counter() - started)
         self._opened = True
         if not self.read_only:
+            self._follow_wall_clock()
             self._fund_fee_payer()
         return self.replay
 
