@@ -6,37 +6,12 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
+from ledger_helpers import SOL, fast_rpc_ledger
 from solders.keypair import Keypair
 
 from gridtokenx.ledger.interface import Ledger
 from gridtokenx.ledger.litesvm_backend import LiteSvmLedger
-from gridtokenx.ledger.rpc_backend import RpcLedger
 from gridtokenx.ledger.testing_rpc import LiteSvmRpcServer
-
-SOL = 1_000_000_000
-
-
-def fast_rpc_ledger(
-    url: str,
-    directory: Path,
-    authority: Keypair,
-    fee_payer: Keypair,
-    *,
-    send_timeout: float = 10.0,
-    read_timeout: float = 5.0,
-) -> RpcLedger:
-    """An RPC ledger with timings scaled to the test server's 10 ms blocks."""
-    return RpcLedger(
-        url,
-        authority,
-        fee_payer,
-        directory,
-        request_timeout=0.3,
-        send_timeout=send_timeout,
-        read_timeout=read_timeout,
-        poll_interval=0.01,
-        rebroadcast_interval=0.05,
-    )
 
 
 @pytest.fixture

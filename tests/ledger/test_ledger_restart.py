@@ -186,7 +186,9 @@ async def test_identical_resend_after_restart_is_recognised_not_replayed(tmp_pat
         message = Message(
             [
                 transfer(
-                    TransferParams(from_pubkey=sender.pubkey(), to_pubkey=receiver.pubkey(), lamports=1_000_000)
+                    TransferParams(
+                        from_pubkey=sender.pubkey(), to_pubkey=receiver.pubkey(), lamports=1_000_000
+                    )
                 )
             ],
             sender.pubkey(),
