@@ -66,17 +66,18 @@ def _check_bound(name: str, value: int | None) -> None:
 def _read_side(side: str, orders: Sequence[Order], floor: int | None, cap: int | None) -> Side:
     if not isinstance(orders, list | tuple):
         orders = list(orders)  # a generator would be exhausted by the first of several passes
-    if not all(isinstance(order, Order) for order in orders):
+    if not set(map(type, orders)) <= {Order}:
         _reject_first_bad(side, orders, floor, cap)
     ids = [order.id for order in orders]
     quantities = [order.quantity_wh for order in orders]
     prices = [order.limit_price for order in orders]
     owners = [order.owner for order in orders]
-    well_typed = (
-        all(type(order_id) is str and order_id for order_id in ids)
-        and all(type(quantity) is int for quantity in quantities)
-        and all(type(price) is int for price in prices)
-        and all(owner is None or type(owner) is str for owner in owners)
+    well_typed = (  # exact types, checked by C loops: bool is not an int quantity, a str subclass no id
+        set(map(type, ids)) <= {str}
+        and all(ids)
+        and set(map(type, quantities)) <= {int}
+        and set(map(type, prices)) <= {int}
+        and set(map(type, owners)) <= {str, type(None)}
     )
     if not well_typed:
         _reject_first_bad(side, orders, floor, cap)
@@ -104,14 +105,15 @@ def _reject_first_bad(side: str, orders: Sequence[Order], floor: int | None, cap
     for index, order in enumerate(orders):
         problem = _problem(order, floor, cap)
         if problem:
-            name = repr(order.id) if isinstance(order, Order) and type(order.id) is str else f"#{index}"
+            named = type(order) is Order and type(order.id) is str and order.id
+            name = repr(order.id) if named else f"#{index}"
             raise ValueError(f"{side} {name}: {problem}")
     raise AssertionError("the fast book checks and the per-order checks disagree")
 
 
 def _problem(order: object, floor: int | None, cap: int | None) -> str:
     """Why this order is unacceptable, or '' when it is fine."""
-    if not isinstance(order, Order):
+    if type(order) is not Order:
         return f"expected an Order, got {type(order).__name__}"
     if type(order.id) is not str or not order.id:
         return f"id must be a non-empty str, got {order.id!r}"

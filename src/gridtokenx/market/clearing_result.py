@@ -7,12 +7,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from fractions import Fraction
+from itertools import chain, repeat
 
 import numpy as np
 
 from gridtokenx.market.clearing_apportion import apportion
 from gridtokenx.market.clearing_book import Side
-from gridtokenx.market.clearing_merkle import leaf_hashes, merkle_root
+from gridtokenx.market.clearing_merkle import DIGEST, leaf_hashes, merkle_root
 from gridtokenx.market.clearing_model import Certificate, ClearingResult
 
 WH_PER_KWH = 1000
@@ -41,15 +42,21 @@ def assemble(
 ) -> ClearingResult:
     """The result of an allocation on the market sides (after self-trade netting)."""
     if allocation is None:
-        certificate = Certificate(None, None, None, k, (), (), cancelled, merkle_root([]))
+        certificate = Certificate(None, None, None, k, (), (), cancelled, merkle_root(b""))
         return ClearingResult(None, 0, {}, {}, certificate)
     price = allocation.lower + k * (allocation.upper - allocation.lower)
     total = money_total(allocation.volume, price)
     bid_ids, bid_fills, bid_pay = _settle(bids, allocation.bid_fills, price, total)
     offer_ids, offer_fills, offer_pay = _settle(offers, allocation.offer_fills, price, total)
-    ids, fills, pays = bid_ids + offer_ids, bid_fills + offer_fills, bid_pay + offer_pay
-    sides = ["bid"] * len(bid_ids) + ["offer"] * len(offer_ids)
+    ids = bid_ids + offer_ids
+    fills = np.concatenate((bid_fills, offer_fills))
+    payments = np.concatenate((bid_pay, offer_pay))
+    sides = chain(repeat("bid", len(bid_ids)), repeat("offer", len(offer_ids)))
+    # Rows are hashed in book order (memory order), then ids, fills, payments and leaves are permuted.
+    leaves = np.frombuffer(leaf_hashes(sides, ids, fills.tolist(), payments.tolist()), dtype=np.uint8)
     by_id = sorted(range(len(ids)), key=ids.__getitem__)
+    sorted_ids = [ids[row] for row in by_id]
+    permutation = np.array(by_id, dtype=np.intp)
     certificate = Certificate(
         lower=allocation.lower,
         upper=allocation.upper,
@@ -58,26 +65,25 @@ def assemble(
         marginal_bids=_ids_at(bids, allocation.bid_margin),
         marginal_offers=_ids_at(offers, allocation.offer_margin),
         self_trade_cancelled=cancelled,
-        merkle_root=merkle_root(leaf_hashes((sides[row], ids[row], fills[row], pays[row]) for row in by_id)),
+        merkle_root=merkle_root(leaves.reshape(-1, DIGEST)[permutation].tobytes()),
     )
     return ClearingResult(
         price=price,
         volume_wh=allocation.volume,
-        fills={ids[row]: fills[row] for row in by_id},
-        payments={ids[row]: pays[row] for row in by_id},
+        fills=dict(zip(sorted_ids, fills[permutation].tolist(), strict=True)),
+        payments=dict(zip(sorted_ids, payments[permutation].tolist(), strict=True)),
         certificate=certificate,
     )
 
 
 def _settle(
     side: Side, fills: np.ndarray, price: Fraction, total: int
-) -> tuple[list[str], list[int], list[int]]:
+) -> tuple[list[str], np.ndarray, np.ndarray]:
     """Ids, fills and payments of the side's filled rows; payments apportion `total` by exact value."""
     rows = np.flatnonzero(fills)
     filled = fills[rows]
     ids = [side.ids[row] for row in rows.tolist()]
-    payments = apportion(filled, price.numerator, price.denominator * WH_PER_KWH, total, ids)
-    return ids, filled.tolist(), payments.tolist()
+    return ids, filled, apportion(filled, price.numerator, price.denominator * WH_PER_KWH, total, ids)
 
 
 def _ids_at(side: Side, price: int) -> tuple[str, ...]:

@@ -64,7 +64,7 @@ def verify(
     if leftover_crosses:
         return False  # volume is not maximal
     if volume == 0:
-        empty = Certificate(None, None, None, certificate.k, (), (), cancelled, merkle_root([]))
+        empty = Certificate(None, None, None, certificate.k, (), (), cancelled, merkle_root(b""))
         return result.price is None and not result.payments and certificate == empty
     return _priced(result, bids_in, bid_fills, offers_in, offer_fills, best_unfilled_bid, best_unfilled_offer)
 
@@ -125,8 +125,10 @@ def _payments_and_root(
     if len(payments) != len(side_of):
         return False
     by_id = [order_id for order_id, fill in result.fills.items() if fill]
-    by_id.sort()
-    leaves = leaf_hashes((side_of[i], i, result.fills[i], payments[i]) for i in by_id)
+    by_id.sort()  # linear when the fills come in id order, as `clear` emits them
+    leaves = leaf_hashes(
+        [side_of[i] for i in by_id], by_id, [result.fills[i] for i in by_id], [payments[i] for i in by_id]
+    )
     return result.certificate.merkle_root == merkle_root(leaves)
 
 
