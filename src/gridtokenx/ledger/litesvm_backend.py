@@ -45,6 +45,7 @@ class LiteSvmLedger(Ledger):
             snapshot_every=snapshot_every,
             snapshot_on_close=snapshot_on_close,
             read_only=read_only,
+            known_signers=(authority,),
         )
         self._writer = SerialWriter(self._engine.commit, self._engine.abandon, name="ledger-writer")
         self._limits = Limits()
@@ -78,9 +79,6 @@ class LiteSvmLedger(Ledger):
         self, plan: Sequence[PlannedTx], key: str | None, plan_fingerprint: bytes
     ) -> list[Signature]:
         return await self._writer.call(lambda: self._engine.execute(plan, key, plan_fingerprint))
-
-    async def _completed(self, key: str, plan_fingerprint: bytes) -> list[Signature] | None:
-        return await self._writer.call(lambda: self._engine.completed(key, plan_fingerprint))
 
     async def get_multiple_accounts(self, addresses: Sequence[Pubkey]) -> list[Account | None]:
         return await self._writer.call(lambda: self._engine.accounts(addresses))

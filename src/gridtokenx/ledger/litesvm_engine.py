@@ -26,7 +26,6 @@ from solders.clock import Clock
 from solders.hash import Hash
 from solders.keypair import Keypair
 from solders.litesvm import LiteSVM
-from solders.message import Message
 from solders.pubkey import Pubkey
 from solders.signature import Signature
 from solders.system_program import ID as SYSTEM_PROGRAM_ID
@@ -38,6 +37,7 @@ from gridtokenx.ledger import snapshot as snapshots
 from gridtokenx.ledger.errors import BlockhashExpired, LedgerUnavailable, ReplayDivergence, TransactionFailed
 from gridtokenx.ledger.records import Commitment, MintRecord, PlannedTx, TxStatus
 from gridtokenx.ledger.registry import Registry, open_database
+from gridtokenx.ledger.signing import TransactionSigner
 from gridtokenx.ledger.txlog import Entry, EntryKind, TxLog
 
 log = logging.getLogger(__name__)
@@ -100,12 +100,13 @@ class DurableSvm:
         snapshot_every: int,
         snapshot_on_close: bool = True,
         read_only: bool = False,
+        known_signers: Sequence[Keypair] = (),
         wall_clock: Callable[[], float] = time.time,
     ) -> None:
         self.path = directory / DB_NAME
+        self._signer = TransactionSigner(fee_payer, *known_signers)
         self._lock_path = directory / LOCK_NAME
         self._lock_fd: int | None = None
-        self._fee_payer = fee_payer
         self._snapshot_every = snapshot_every
         self._snapshot_on_close = snapshot_on_close
         self.read_only = read_only
@@ -195,9 +196,6 @@ class DurableSvm:
             signatures.append(done)
         return signatures
 
-    def completed(self, key: str, fingerprint: bytes) -> list[Signature] | None:
-        return self.registry.all_completed(key, fingerprint)
-
     def send_signed(self, tx: Transaction | VersionedTransaction) -> Signature:
         """Run a transaction signed elsewhere; an identical resend returns the first outcome."""
         signature = tx.signatures[0]
@@ -247,16 +245,8 @@ class DurableSvm:
     def _sign_and_run(self, planned: PlannedTx) -> Signature:
         self._follow_wall_clock()
         self._fund_fee_payer()
-        payer = self._fee_payer.pubkey()
-        signers = [self._fee_payer]
-        seen = {payer}
-        for signer in planned.signers:
-            if signer.pubkey() not in seen:
-                seen.add(signer.pubkey())
-                signers.append(signer)
-        message = Message(list(planned.instructions), payer)
         while True:
-            tx = Transaction(signers, message, self.svm.latest_blockhash())
+            tx = self._signer.sign(planned.instructions, planned.signers, self.svm.latest_blockhash())
             signature = tx.signatures[0]
             if not self.log.knows(signature):
                 break
@@ -287,7 +277,7 @@ class DurableSvm:
 
     def _fund_fee_payer(self) -> None:
         """The embedded chain has no faucet to run dry: keep the fee payer above a floor."""
-        payer = self._fee_payer.pubkey()
+        payer = self._signer.payer_key
         if self.balance(payer) < FEE_PAYER_FLOOR:
             self.log.begin()
             self._credit(payer, FEE_PAYER_TOP_UP)

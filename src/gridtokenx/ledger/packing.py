@@ -136,12 +136,15 @@ class _Shape:
         )
 
 
-def _merge_signers(current: list[Keypair], extra: Sequence[Keypair]) -> None:
-    known = {signer.pubkey() for signer in current}
+def _merge_signers(current: list[Keypair], keys: set[Pubkey], extra: Sequence[Keypair]) -> None:
+    """Add signers not yet present; the same object is recognised without deriving its key."""
     for signer in extra:
-        if signer.pubkey() not in known:
+        if any(signer is present for present in current):
+            continue
+        key = signer.pubkey()
+        if key not in keys:
+            keys.add(key)
             current.append(signer)
-            known.add(signer.pubkey())
 
 
 def wire_size(payer: Pubkey, instructions: Sequence[Instruction]) -> int:
@@ -166,12 +169,13 @@ def pack(
     shape = empty.copy()
     batch: list[Instruction] = []
     signers: list[Keypair] = []
+    signer_keys: set[Pubkey] = set()
     for group in groups:
         trial = shape.copy()
         trial.add(group.instructions)
         if not trial.within(limits) and batch:
             packed.append(PlannedTx((*batch, *tail), tuple(signers)))
-            shape, batch, signers = empty.copy(), [], []
+            shape, batch, signers, signer_keys = empty.copy(), [], [], set()
             trial = shape.copy()
             trial.add(group.instructions)
         if not trial.within(limits):
@@ -182,7 +186,7 @@ def pack(
             )
         shape = trial
         batch.extend(group.instructions)
-        _merge_signers(signers, group.signers)
+        _merge_signers(signers, signer_keys, group.signers)
     if batch:
         packed.append(PlannedTx((*batch, *tail), tuple(signers)))
     return packed

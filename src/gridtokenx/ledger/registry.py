@@ -71,20 +71,6 @@ class Registry:
         ).fetchone()
         return Signature.from_bytes(row[0]) if row else None
 
-    def all_completed(self, key: str, fingerprint: bytes) -> list[Signature] | None:
-        """The signatures of a fully landed plan, None while any chunk is outstanding."""
-        row = self._conn.execute("SELECT fingerprint, chunks FROM intents WHERE key = ?", (key,)).fetchone()
-        if row is None:
-            return None
-        if bytes(row[0]) != fingerprint:
-            raise IdempotencyConflict(f"idempotency key {key!r} was used for a different request")
-        rows = self._conn.execute(
-            "SELECT signature FROM intent_txs WHERE key = ? ORDER BY chunk", (key,)
-        ).fetchall()
-        if len(rows) != row[1]:
-            return None
-        return [Signature.from_bytes(r[0]) for r in rows]
-
     def complete(self, key: str, chunk: int, signature: Signature) -> None:
         self._conn.execute(
             "INSERT INTO intent_txs (key, chunk, signature) VALUES (?, ?, ?)", (key, chunk, bytes(signature))

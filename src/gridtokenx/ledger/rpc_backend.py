@@ -35,7 +35,6 @@ from solana.rpc.models import TxOpts
 from solders.account import Account
 from solders.hash import Hash
 from solders.keypair import Keypair
-from solders.message import Message
 from solders.pubkey import Pubkey
 from solders.rpc.errors import InvalidParamsMessage, SendTransactionPreflightFailureMessage
 from solders.signature import Signature
@@ -53,6 +52,7 @@ from gridtokenx.ledger.packing import MAX_COMPUTE_UNITS, Limits
 from gridtokenx.ledger.records import Commitment, MintRecord, PlannedTx, TxStatus
 from gridtokenx.ledger.registry import Registry, open_database
 from gridtokenx.ledger.rpc_store import EXPIRED, FAILED, LANDED, SentStore, SentTx
+from gridtokenx.ledger.signing import TransactionSigner
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -139,6 +139,7 @@ class RpcLedger(Ledger):
         )
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
         self._rent: dict[int, int] = {}
+        self._signer = TransactionSigner(fee_payer, authority)
 
     async def start(self) -> None:
         self._conn = open_database(self.directory / DB_NAME)
@@ -227,9 +228,6 @@ class RpcLedger(Ledger):
                 signatures.append(done)
             return signatures
 
-    async def _completed(self, key: str, plan_fingerprint: bytes) -> list[Signature] | None:
-        return self._registry.all_completed(key, plan_fingerprint)
-
     async def _land(self, planned: PlannedTx, key: str, chunk: int) -> Signature:
         deadline = asyncio.get_running_loop().time() + self._send_timeout
         record = self._sent.pending(key, chunk)
@@ -246,12 +244,8 @@ class RpcLedger(Ledger):
         latest = await self._retrying(
             lambda: self._client.get_latest_blockhash(self._rpc_commitment), deadline
         )
-        payer = self._fee_payer.pubkey()
-        signers: dict[Pubkey, Keypair] = {payer: self._fee_payer}
-        for signer in planned.signers:
-            signers.setdefault(signer.pubkey(), signer)
-        message = Message([*self._limits.prefix, *planned.instructions], payer)
-        tx = Transaction(list(signers.values()), message, latest.value.blockhash)
+        instructions = [*self._limits.prefix, *planned.instructions]
+        tx = self._signer.sign(instructions, planned.signers, latest.value.blockhash)
         record = SentTx(tx.signatures[0], key, chunk, bytes(tx), latest.value.last_valid_block_height)
         self._sent.record(record)  # durable before the first byte leaves
         return record
