@@ -107,12 +107,12 @@ def tampered(
         fills[unfilled[0]] = 1
         forged.append(("fill on an unfilled order, re-rooted", reroot(fills, result.payments)))
     if result.price is not None:
-        for delta in (Fraction(1, 2), Fraction(-1, 3)):
-            price = result.price + delta
-            forged.append((f"price {delta}", replace(result, price=price)))
+        for shift in (Fraction(1, 2), Fraction(-1, 3)):
+            price = result.price + shift
+            forged.append((f"price {shift}", replace(result, price=price)))
             forged.append(
                 (
-                    f"price {delta} everywhere",
+                    f"price {shift} everywhere",
                     replace(result, price=price, certificate=replace(certificate, price=price)),
                 )
             )
