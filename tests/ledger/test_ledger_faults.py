@@ -199,6 +199,22 @@ async def test_reads_retry_through_rate_limits_and_garbage(
     await ledger.close()
 
 
+async def test_a_second_machine_with_the_same_authority_adopts_the_mint(
+    rpc_server: LiteSvmRpcServer, tmp_path: Path
+) -> None:
+    authority = Keypair()
+    first = await funded(rpc_server, tmp_path / "a", authority, Keypair())
+    second = await funded(rpc_server, tmp_path / "b", authority, Keypair())
+
+    mint = await first.ensure_mint("energy", 9)
+    adopted = await second.ensure_mint("energy", 9)
+
+    assert adopted == mint
+    assert [r.address for r in await second.mints()] == [mint]
+    await first.close()
+    await second.close()
+
+
 async def test_unreachable_node_is_reported_as_unavailable(tmp_path: Path) -> None:
     server = LiteSvmRpcServer().start()
     url = server.url

@@ -13,11 +13,14 @@ from pathlib import Path
 
 import pytest
 from solders.account import Account
+from solders.instruction import Instruction
 from solders.keypair import Keypair
+from solders.litesvm import LiteSVM
 from solders.message import Message
 from solders.pubkey import Pubkey
 from solders.system_program import TransferParams, transfer
 from solders.transaction import Transaction
+from spl.memo.constants import MEMO_PROGRAM_ID
 from spl.token.constants import TOKEN_PROGRAM_ID
 
 from gridtokenx.core.settings import load_settings
@@ -252,6 +255,27 @@ async def test_a_log_that_does_not_replay_as_recorded_is_refused(tmp_path: Path)
     with pytest.raises(ReplayDivergence):
         async with open_ledger(tmp_path, authority, fee_payer):
             pass
+    with sqlite3.connect(tmp_path / DB_NAME) as conn:  # repaired, it opens: the failed start let go of it
+        conn.execute("UPDATE log SET ok = 1 WHERE pos = (SELECT MAX(pos) FROM log WHERE kind = 'tx')")
+    async with open_ledger(tmp_path, authority, fee_payer) as reopened:
+        assert reopened.replay_stats.transactions >= 2
+
+
+async def test_added_programs_are_loaded_again_on_restart(tmp_path: Path) -> None:
+    authority, fee_payer = Keypair(), Keypair()
+    memo_program = LiteSVM().get_account(MEMO_PROGRAM_ID)
+    assert memo_program is not None
+    program_id = Pubkey.new_unique()
+    async with open_ledger(tmp_path, authority, fee_payer, snapshot_every=2) as ledger:
+        await ledger.add_program(program_id, bytes(memo_program.data))
+        await ledger.submit([Instruction(program_id, b"first", [])])
+        await ledger.create_mint(9)  # pushes a snapshot past the add_program entry
+        assert ledger.snapshot_position > 1
+
+    async with open_ledger(tmp_path, authority, fee_payer) as reopened:
+        signature = await reopened.submit([Instruction(program_id, b"after restart", [])])
+        status = await reopened.get_signature_status(signature)
+        assert status is not None and status.ok
 
 
 async def test_concurrent_callers_share_commits_and_lose_nothing(tmp_path: Path) -> None:

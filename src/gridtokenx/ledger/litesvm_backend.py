@@ -52,7 +52,11 @@ class LiteSvmLedger(Ledger):
 
     async def start(self) -> None:
         self._writer.start()
-        await self._writer.call(self._engine.open)
+        try:
+            await self._writer.call(self._engine.open)
+        except BaseException:
+            self._writer.stop()
+            raise
 
     async def close(self) -> None:
         try:

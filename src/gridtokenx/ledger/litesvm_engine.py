@@ -125,6 +125,18 @@ class DurableSvm:
         if not self.read_only:
             self._lock_fd = _exclusive_lock(self._lock_path)
         self._conn = open_database(self.path)
+        try:
+            self._recover()
+        except BaseException:
+            self._release()
+            raise
+        self._opened = True
+        if not self.read_only:
+            self._follow_wall_clock()
+            self._fund_fee_payer()
+        return self.replay
+
+    def _recover(self) -> None:
         self.log = TxLog(self._conn, read_only=self.read_only)
         self.registry = Registry(self._conn)
         started = time.perf_counter()
@@ -145,11 +157,6 @@ class DurableSvm:
         self.svm.with_sigverify(True)
         self._unix_time = self.svm.get_clock().unix_timestamp
         self.replay = ReplayStats(self.snapshot_pos, replayed, transactions, time.perf_counter() - started)
-        self._opened = True
-        if not self.read_only:
-            self._follow_wall_clock()
-            self._fund_fee_payer()
-        return self.replay
 
     def close(self) -> None:
         if not self._opened:

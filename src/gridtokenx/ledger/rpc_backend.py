@@ -33,6 +33,7 @@ from solana.rpc.commitment import Commitment as RpcCommitment
 from solana.rpc.core import RPCException
 from solana.rpc.models import TxOpts
 from solders.account import Account
+from solders.errors import SerdeJSONError
 from solders.hash import Hash
 from solders.keypair import Keypair
 from solders.pubkey import Pubkey
@@ -150,8 +151,10 @@ class RpcLedger(Ledger):
         )
 
     async def close(self) -> None:
-        await self._client.close()
-        self._conn.close()
+        if hasattr(self, "_client"):
+            await self._client.close()
+            self._conn.close()
+            del self._client
 
     def limits(self) -> Limits:
         return self._limits
@@ -173,12 +176,8 @@ class RpcLedger(Ledger):
             raise _Retry(f"transport error: {exc!r}") from None
         except RPCException:
             raise
-        except (ValueError, TypeError, KeyError) as exc:
+        except (SerdeJSONError, ValueError, TypeError, KeyError) as exc:
             raise _Retry(f"malformed reply: {exc}") from None
-        except Exception as exc:
-            if type(exc).__name__ == "SerdeJSONError":
-                raise _Retry(f"malformed reply: {exc}") from None
-            raise
         except BaseException as exc:
             if _is_decoder_panic(exc):
                 raise _Retry("malformed reply (decoder panic)") from None
