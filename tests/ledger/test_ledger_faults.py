@@ -167,6 +167,35 @@ async def test_timeout_then_restart_resumes_the_stored_bytes(
     await second.close()
 
 
+async def test_resuming_long_after_landing_finds_it_in_history(
+    rpc_server: LiteSvmRpcServer, tmp_path: Path
+) -> None:
+    authority, fee_payer = Keypair(), Keypair()
+    first = await funded(rpc_server, tmp_path, authority, fee_payer, send_timeout=0.5)
+    mint = await first.create_mint(9)
+    owner = Keypair().pubkey()
+    await first.create_associated_token_accounts(mint, [owner])
+    rpc_server.faults.add("sendTransaction", Fault.LOST_REPLY)
+    rpc_server.faults.add("getSignatureStatuses", Fault.MALFORMED, times=10_000)
+
+    with pytest.raises(LedgerUnavailable):  # it landed, but this process never learnt it
+        await first.mint_to(mint, [(owner, 3)], idempotency_key="outbox:6")
+    await first.close()
+    assert rpc_server.supply(mint) == 3
+    rpc_server.faults.clear()
+    rpc_server.advance(400)  # past the blockhash window and out of the recent status cache
+
+    second = fast_rpc_ledger(rpc_server.url, tmp_path, authority, fee_payer)
+    await second.start()
+    signatures = await second.mint_to(mint, [(owner, 3)], idempotency_key="outbox:6")
+
+    assert [state for _, state in sent_rows(tmp_path)][-1] == "landed"
+    assert "expired" not in [state for _, state in sent_rows(tmp_path)]
+    assert rpc_server.supply(mint) == 3
+    assert_each_executed_once(rpc_server, signatures)
+    await second.close()
+
+
 async def test_preflight_refusal_keeps_the_bytes_until_they_land_or_expire(
     rpc_server: LiteSvmRpcServer, tmp_path: Path
 ) -> None:

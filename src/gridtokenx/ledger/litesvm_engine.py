@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import fcntl
 import json
-import logging
 import os
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -39,8 +38,6 @@ from gridtokenx.ledger.records import Commitment, MintRecord, PlannedTx, TxStatu
 from gridtokenx.ledger.registry import Registry, open_database
 from gridtokenx.ledger.signing import TransactionSigner
 from gridtokenx.ledger.txlog import Entry, EntryKind, TxLog
-
-log = logging.getLogger(__name__)
 
 LAMPORTS_PER_SOL = 1_000_000_000
 FEE_PAYER_FLOOR = 10 * LAMPORTS_PER_SOL
@@ -220,6 +217,7 @@ class DurableSvm:
 
     def add_program(self, program_id: Pubkey, elf: bytes) -> None:
         payload = bytes(program_id) + elf
+        self.log.begin()
         self._add_program(payload)
         self.log.append(EntryKind.ADD_PROGRAM, payload)
 
@@ -246,6 +244,7 @@ class DurableSvm:
 
     def state(self) -> dict[Pubkey, Account]:
         """Every account of the owners in use, except LiteSVM's internal airdrop account."""
+        self._fold_dirty()
         return dict(self._all_accounts())
 
     # ---- internals -------------------------------------------------------------------------------
@@ -348,10 +347,7 @@ class DurableSvm:
     def snapshot(self) -> int:
         """Write every account of the owners in use, tagged with the current log position."""
         self.log.commit()
-        for account in self.accounts(self._dirty):
-            if account is not None and account.owner not in NOT_SNAPSHOTTED:
-                self._owners.add(account.owner)
-        self._dirty.clear()
+        self._fold_dirty()
         body = snapshots.encode(
             snapshots.Snapshot(
                 clock=self.svm.get_clock(),
@@ -362,6 +358,13 @@ class DurableSvm:
         self.log.save_snapshot(self.log.last_pos, body)
         self.snapshot_pos = self.log.last_pos
         return self.snapshot_pos
+
+    def _fold_dirty(self) -> None:
+        """Learn the owners of accounts touched since the last look, so snapshots cover them."""
+        for account in self.accounts(self._dirty):
+            if account is not None and account.owner not in NOT_SNAPSHOTTED:
+                self._owners.add(account.owner)
+        self._dirty.clear()
 
     def _restore(self, snapshot: snapshots.Snapshot) -> None:
         for address, account in snapshot.accounts:

@@ -265,14 +265,13 @@ class RpcLedger(Ledger):
                     next_send = now + self._rebroadcast_interval
                     await self._broadcast(record)
                 status = await self._lookup(record.signature, history=False)
-                if status is not None:
-                    if status.commitment >= self._commitment:
-                        return self._settle(record, status)
-                elif (
-                    await self._height() > record.last_valid_height
-                    and await self._lookup(record.signature, history=True) is None
-                ):
-                    return False
+                if status is None and await self._height() > record.last_valid_height:
+                    # Expired, or landed long ago (out of the recent status cache): history decides.
+                    status = await self._lookup(record.signature, history=True)
+                    if status is None:
+                        return False
+                if status is not None and status.commitment >= self._commitment:
+                    return self._settle(record, status)
             except _Retry as exc:
                 log.debug("transaction %s: %s", record.signature, exc)
                 delay = max(delay, exc.delay)

@@ -5,7 +5,8 @@ behaves like a cluster where it matters for idempotent sending:
 - blocks advance with time (`block_time`); each block has a new blockhash, valid for 150 blocks;
 - sendTransaction runs preflight (simulation) and answers -32002 with the error and the logs,
   including BlockhashNotFound for expired blockhashes and AlreadyProcessed for duplicates;
-- statuses move from processed to confirmed (next block) to finalized (32 blocks later).
+- statuses move from processed to confirmed (next block) to finalized (32 blocks later), and
+  after 300 blocks are only returned with searchTransactionHistory.
 Faults are queued per method and consumed one per request (`server.faults.add(...)`).
 Reused by other domains' tests and by the ledger benchmark.
 """
@@ -36,6 +37,7 @@ from gridtokenx.ledger.accounts import NotATokenAccount, parse_mint, parse_token
 
 BLOCKHASH_WINDOW = 150
 FINALIZED_AFTER = 32
+RECENT_STATUS_BLOCKS = 300  # older statuses need searchTransactionHistory, as on a real node
 API_VERSION = "2.2.0"
 
 
@@ -243,11 +245,13 @@ class LiteSvmRpcServer:
     def _get_minimum_balance(self, params: list[Any]) -> Any:
         return self.svm.minimum_balance_for_rent_exemption(int(params[0]))
 
-    def _status(self, signature: Signature) -> Any:
+    def _status(self, signature: Signature, history: bool) -> Any:
         landed = self._landed.get(signature)
         if landed is None:
             return None
         depth = self.block_height() - landed.slot
+        if depth > RECENT_STATUS_BLOCKS and not history:
+            return None
         level = "finalized" if depth >= FINALIZED_AFTER else "confirmed" if depth >= 1 else "processed"
         return {
             "slot": landed.slot,
@@ -258,7 +262,8 @@ class LiteSvmRpcServer:
         }
 
     def _get_signature_statuses(self, params: list[Any]) -> Any:
-        statuses = [self._status(Signature.from_string(sig)) for sig in params[0]]
+        history = bool(params[1].get("searchTransactionHistory")) if len(params) > 1 and params[1] else False
+        statuses = [self._status(Signature.from_string(sig), history) for sig in params[0]]
         return {"context": self._context(), "value": statuses}
 
     def _request_airdrop(self, params: list[Any]) -> Any:
