@@ -62,18 +62,19 @@ def test_apportion_rounds_each_share_one_way_and_its_check_agrees(
     ids = [f"r{i:02d}" for i in range(len(weights))]
     exact = Fraction(sum(weights) * scale, denominator)
     total = -((-exact.numerator) // exact.denominator) if round_up else exact.numerator // exact.denominator
-    values = apportion(np.array(weights, dtype=np.int64), scale, denominator, total, ids).tolist()
+    column = np.array(weights, dtype=np.int64)
+    values = apportion(column, scale, denominator, total, ids).tolist()
     assert sum(values) == total
     for value, weight in zip(values, weights, strict=True):
         assert abs(value - Fraction(weight * scale, denominator)) < 1
-    assert is_apportioned(values, weights, scale, denominator, total, ids)
+    assert is_apportioned(values, column, scale, denominator, total, ids)
     row = data.draw(st.integers(0, len(weights) - 1))
     other = data.draw(st.integers(0, len(weights) - 1))
     if row != other:
         moved = list(values)
         moved[row] += 1
         moved[other] -= 1
-        assert not is_apportioned(moved, weights, scale, denominator, total, ids)
+        assert not is_apportioned(moved, column, scale, denominator, total, ids)
 
 
 def test_apportion_breaks_equal_remainders_by_id_not_position() -> None:

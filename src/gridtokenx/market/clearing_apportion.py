@@ -43,32 +43,42 @@ def apportion(
 
 def is_apportioned(
     values: Sequence[int],
-    weights: Sequence[int],
+    weights: np.ndarray,
     scale: int,
     denominator: int,
     total: int,
     ids: Sequence[str],
 ) -> bool:
-    """Whether `values` is exactly `apportion(...)`, checked in O(n) without sorting.
+    """Whether `values` is exactly `apportion(weights, scale, denominator, total, ids)`, in O(n).
 
     Each value is its floor, or floor + 1 where the share is inexact; they add up to `total`; and every
-    bumped row precedes every other row in (remainder descending, id ascending) order.
+    bumped row precedes every other row in (remainder descending, id ascending) order, which only needs
+    the extreme remainders and, if those tie, the extreme ids among the tied rows: no sort.
     """
-    if sum(values) != total:
+    fits = int(weights.sum()) * abs(scale) < INT64_BOUND and denominator < INT64_BOUND
+    numerators = (weights if fits else weights.astype(object)) * scale
+    shares = numerators // denominator
+    remainders = numerators % denominator
+    try:
+        bumps = np.array(values, dtype=np.int64 if fits else object) - shares
+    except OverflowError:  # a value no int64 share could round to
         return False
-    worst_bumped: tuple[int, str] | None = None
-    best_other: tuple[int, str] | None = None
-    for value, weight, order_id in zip(values, weights, ids, strict=True):
-        share, remainder = divmod(weight * scale, denominator)
-        key = (-remainder, order_id)
-        if value == share + 1 and remainder:
-            if worst_bumped is None or key > worst_bumped:
-                worst_bumped = key
-        elif value != share:
-            return False
-        elif best_other is None or key < best_other:
-            best_other = key
-    return worst_bumped is None or best_other is None or worst_bumped < best_other
+    bumped = bumps == 1
+    if not ((bumps == 0) | bumped).all() or int(bumps.sum()) != total - int(shares.sum()):
+        return False
+    if not bumped.any():
+        return True
+    if not (remainders[bumped] > 0).all():
+        return False
+    if bumped.all():
+        return True
+    lowest_bumped, highest_other = remainders[bumped].min(), remainders[~bumped].max()
+    if lowest_bumped != highest_other:
+        return bool(lowest_bumped > highest_other)
+    tied = remainders == lowest_bumped
+    last_bumped = max(ids[row] for row in np.flatnonzero(tied & bumped).tolist())
+    first_other = min(ids[row] for row in np.flatnonzero(tied & ~bumped).tolist())
+    return last_bumped < first_other
 
 
 def ration(quantities: np.ndarray, traded: int, ids: Sequence[str]) -> np.ndarray:

@@ -18,8 +18,7 @@ from gridtokenx.market.clearing_book import Side
 
 def self_trade_cancellations(bids: Side, offers: Side) -> dict[str, int]:
     """Wh withdrawn per order id (non-zero only) by netting each owner's own crossing orders."""
-    owners = {owner for owner in bids.owners if owner is not None}
-    owners.intersection_update(owner for owner in offers.owners if owner is not None)
+    owners = _owners_on_both_sides(bids, offers)
     if not owners:
         return {}
     bid_rows = _rows_by_owner(bids, owners)
@@ -61,23 +60,30 @@ def cancellations_are_valid(bids: Side, offers: Side, cancelled: dict[str, int])
     """
     if any(type(wh) is not int or wh <= 0 for wh in cancelled.values()):
         return False
+    owners = _owners_on_both_sides(bids, offers)
+    if not owners:
+        return not cancelled
     found = 0
-    stats: dict[str, list[_OwnerSide]] = {}
+    stats = {owner: (_OwnerSide(), _OwnerSide()) for owner in owners}
     for slot, (side, sign) in enumerate(((bids, -1), (offers, 1))):
         for order_id, owner, quantity, price in zip(
             side.ids, side.owners, side.quantities, side.prices, strict=True
         ):
-            wh = cancelled.get(order_id, 0)
-            if wh:
-                found += 1
-                if owner is None or wh > quantity:
+            if owner in stats:
+                wh = cancelled.get(order_id, 0)
+                if wh > quantity:
                     return False
-            if owner is not None:
-                pair = stats.setdefault(owner, [_OwnerSide(), _OwnerSide()])
-                pair[slot].add((sign * price, order_id), wh, quantity - wh)
+                found += wh > 0
+                stats[owner][slot].add((sign * price, order_id), wh, quantity - wh)
     if found != len(cancelled):
-        return False
+        return False  # a cancellation on an order whose owner is not on both sides, or on no order
     return all(_owner_is_netted(own_bids, own_offers) for own_bids, own_offers in stats.values())
+
+
+def _owners_on_both_sides(bids: Side, offers: Side) -> set[str]:
+    owners = {owner for owner in bids.owners if owner is not None}
+    owners.intersection_update(owner for owner in offers.owners if owner is not None)
+    return owners
 
 
 class _OwnerSide:

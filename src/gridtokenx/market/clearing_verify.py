@@ -12,12 +12,15 @@ The one sort, of fill ids for the Merkle root, is linear here because `clear` em
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Sequence
 from fractions import Fraction
 from itertools import pairwise
+from typing import cast
+
+import numpy as np
 
 from gridtokenx.market.clearing_apportion import is_apportioned
-from gridtokenx.market.clearing_book import Side, read_book
+from gridtokenx.market.clearing_book import INT64_BOUND, Side, read_book
 from gridtokenx.market.clearing_merkle import leaf_hashes, merkle_root
 from gridtokenx.market.clearing_model import Certificate, ClearingResult, Order
 from gridtokenx.market.clearing_result import WH_PER_KWH, money_total
@@ -40,100 +43,80 @@ def verify(
     cancelled = certificate.self_trade_cancelled
     if not cancellations_are_valid(bid_book, offer_book, cancelled):
         return False
-    if not _keys_known(result.fills, bid_book, offer_book):
-        return False
     bids_in, offers_in = market_side(bid_book, cancelled), market_side(offer_book, cancelled)
-    bid_fills = [result.fills.get(order_id, 0) for order_id in bids_in.ids]
-    offer_fills = [result.fills.get(order_id, 0) for order_id in offers_in.ids]
+    fills = result.fills
+    bid_fills = np.array([fills.get(order_id, 0) for order_id in bids_in.ids], dtype=np.int64)
+    offer_fills = np.array([fills.get(order_id, 0) for order_id in offers_in.ids], dtype=np.int64)
+    if (bid_fills > bids_in.quantity).any() or (offer_fills > offers_in.quantity).any():
+        return False  # (which also keeps the sums below inside int64)
     volume = result.volume_wh
-    if (
-        sum(bid_fills) != volume
-        or sum(offer_fills) != volume
-        or sum(result.fills.values()) != 2 * volume  # no fill on an order netted away
-        or any(fill > quantity for fill, quantity in zip(bid_fills, bids_in.quantities, strict=True))
-        or any(fill > quantity for fill, quantity in zip(offer_fills, offers_in.quantities, strict=True))
+    if not int(bid_fills.sum()) == int(offer_fills.sum()) == volume or sum(fills.values()) != 2 * volume:
+        return False  # the second test: no fill on an order netted away or outside the book
+    if not _keys_known(
+        fills, int(np.count_nonzero(bid_fills) + np.count_nonzero(offer_fills)), bid_book, offer_book
     ):
         return False
-    best_unfilled_bid = max(_limits(bids_in, bid_fills, unfilled=True), default=None)
-    best_unfilled_offer = min(_limits(offers_in, offer_fills, unfilled=True), default=None)
-    leftover_crosses = (
+    best_unfilled_bid = _extreme(np.max, bids_in.price[bid_fills < bids_in.quantity])
+    best_unfilled_offer = _extreme(np.min, offers_in.price[offer_fills < offers_in.quantity])
+    if (
         best_unfilled_bid is not None
         and best_unfilled_offer is not None
         and best_unfilled_bid >= best_unfilled_offer
-    )
-    if leftover_crosses:
-        return False  # volume is not maximal
+    ):
+        return False  # a crossing pair is left over: volume is not maximal
     if volume == 0:
         empty = Certificate(None, None, None, certificate.k, (), (), cancelled, merkle_root(b""))
         return result.price is None and not result.payments and certificate == empty
-    return _priced(result, bids_in, bid_fills, offers_in, offer_fills, best_unfilled_bid, best_unfilled_offer)
-
-
-def _priced(
-    result: ClearingResult,
-    bids: Side,
-    bid_fills: list[int],
-    offers: Side,
-    offer_fills: list[int],
-    best_unfilled_bid: int | None,
-    best_unfilled_offer: int | None,
-) -> bool:
-    """Bounds, price, rationing, marginal ids, payments and root of a result where something trades."""
-    certificate = result.certificate
-    lowest_bid = min(_limits(bids, bid_fills, unfilled=False))  # volume > 0: both sides trade
-    highest_offer = max(_limits(offers, offer_fills, unfilled=False))
+    lowest_bid = int(bids_in.price[bid_fills > 0].min())  # volume > 0: both sides trade
+    highest_offer = int(offers_in.price[offer_fills > 0].max())
     lower = highest_offer if best_unfilled_bid is None else max(highest_offer, best_unfilled_bid)
     upper = lowest_bid if best_unfilled_offer is None else min(lowest_bid, best_unfilled_offer)
     price = lower + certificate.k * (upper - lower)
-    if not (lower <= upper and (certificate.lower, certificate.upper) == (lower, upper)):
-        return False
-    if result.price != price or certificate.price != price:
-        return False
-    if lower == upper and not (
-        _level_rationed(bids, bid_fills, lower) and _level_rationed(offers, offer_fills, lower)
-    ):
-        return False
-    if not (
-        _ids_exactly(certificate.marginal_bids, bids, lowest_bid)
-        and _ids_exactly(certificate.marginal_offers, offers, highest_offer)
-    ):
-        return False
-    return _payments_and_root(result, price, bids, bid_fills, offers, offer_fills)
+    return (
+        lower <= upper
+        and (certificate.lower, certificate.upper) == (lower, upper)
+        and result.price == price == certificate.price
+        and (lower < upper or _level_rationed(bids_in, bid_fills, lower))
+        and (lower < upper or _level_rationed(offers_in, offer_fills, lower))
+        and _ids_exactly(certificate.marginal_bids, bids_in, lowest_bid)
+        and _ids_exactly(certificate.marginal_offers, offers_in, highest_offer)
+        and _payments_and_root(result, price, (bids_in, bid_fills), (offers_in, offer_fills))
+    )
 
 
 def _payments_and_root(
     result: ClearingResult,
     price: Fraction,
-    bids: Side,
-    bid_fills: list[int],
-    offers: Side,
-    offer_fills: list[int],
+    bid_rows: tuple[Side, np.ndarray],
+    offer_rows: tuple[Side, np.ndarray],
 ) -> bool:
+    """Payments apportion the money on each side, cover exactly the filled orders, and match the root."""
     payments = result.payments
     total = money_total(result.volume_wh, price)
     side_of: dict[str, str] = {}
-    for name, side, fills in (("bid", bids, bid_fills), ("offer", offers, offer_fills)):
-        rows = [row for row, fill in enumerate(fills) if fill]
-        ids = [side.ids[row] for row in rows]
-        if not all(order_id in payments for order_id in ids):
+    for name, (side, fills) in (("bid", bid_rows), ("offer", offer_rows)):
+        rows = np.flatnonzero(fills)
+        ids = [side.ids[row] for row in rows.tolist()]
+        found = [payments.get(order_id) for order_id in ids]
+        if None in found:
             return False
-        amounts = [payments[order_id] for order_id in ids]
-        weights = [fills[row] for row in rows]
-        if not is_apportioned(amounts, weights, price.numerator, price.denominator * WH_PER_KWH, total, ids):
+        amounts = cast(list[int], found)
+        scale, denominator = price.numerator, price.denominator * WH_PER_KWH
+        if not is_apportioned(amounts, fills[rows], scale, denominator, total, ids):
             return False
         side_of.update(dict.fromkeys(ids, name))
     if len(payments) != len(side_of):
         return False
     by_id = [order_id for order_id, fill in result.fills.items() if fill]
     by_id.sort()  # linear when the fills come in id order, as `clear` emits them
-    leaves = leaf_hashes(
-        [side_of[i] for i in by_id], by_id, [result.fills[i] for i in by_id], [payments[i] for i in by_id]
-    )
+    fills_by_id = [result.fills[order_id] for order_id in by_id]
+    amounts_by_id = [payments[order_id] for order_id in by_id]
+    leaves = leaf_hashes([side_of[order_id] for order_id in by_id], by_id, fills_by_id, amounts_by_id)
     return result.certificate.merkle_root == merkle_root(leaves)
 
 
 def _well_formed(result: object) -> bool:
-    """Types and signs of every field, so the checks after it compare like with like."""
+    """Types and ranges of every field, so the checks after it compare like with like."""
     if not isinstance(result, ClearingResult) or not isinstance(result.certificate, Certificate):
         return False
     certificate = result.certificate
@@ -145,7 +128,7 @@ def _well_formed(result: object) -> bool:
         and type(k) is Fraction
         and 0 <= k <= 1
         and _is_str_int_map(result.fills)
-        and all(fill >= 0 for fill in result.fills.values())
+        and all(0 <= fill < INT64_BOUND for fill in result.fills.values())
         and _is_str_int_map(result.payments)
         and isinstance(certificate.self_trade_cancelled, dict)
         and type(certificate.merkle_root) is str
@@ -156,39 +139,42 @@ def _well_formed(result: object) -> bool:
 def _is_str_int_map(values: object) -> bool:
     return (
         isinstance(values, dict)
-        and all(type(key) is str for key in values)
-        and all(type(value) is int for value in values.values())
+        and set(map(type, values)) <= {str}
+        and set(map(type, values.values())) <= {int}
     )
 
 
-def _keys_known(fills: dict[str, int], bids: Side, offers: Side) -> bool:
-    """Every fill key is an order of the book (zero fills may be listed or omitted)."""
+def _keys_known(fills: dict[str, int], positive: int, bids: Side, offers: Side) -> bool:
+    """Every fill key is an order of the book; listed zero fills are allowed but must be of real orders.
+
+    The positive fills were all found under market ids (their sum matched), so only when `fills` holds
+    more keys than that do the zero entries need looking up.
+    """
+    if len(fills) == positive:
+        return True
     listed = sum(order_id in fills for order_id in bids.ids) + sum(
         order_id in fills for order_id in offers.ids
     )
     return listed == len(fills)
 
 
-def _limits(side: Side, fills: list[int], *, unfilled: bool) -> Iterator[int]:
-    """Limits of the side's orders that are not fully filled (unfilled) or that trade (not unfilled)."""
-    for price, fill, quantity in zip(side.prices, fills, side.quantities, strict=True):
-        if fill < quantity if unfilled else fill > 0:
-            yield price
+def _extreme(pick: Callable[[np.ndarray], np.integer], prices: np.ndarray) -> int | None:
+    return int(pick(prices)) if prices.size else None
 
 
-def _level_rationed(side: Side, fills: list[int], price: int) -> bool:
+def _level_rationed(side: Side, fills: np.ndarray, price: int) -> bool:
     """Rule 4 on the level at `price`: a partly filled level is shared pro rata, largest remainder."""
-    rows = [row for row, limit in enumerate(side.prices) if limit == price]
-    quantities = [side.quantities[row] for row in rows]
-    values = [fills[row] for row in rows]
-    level, traded = sum(quantities), sum(values)
+    rows = np.flatnonzero(side.price == price)
+    quantities, values = side.quantity[rows], fills[rows]
+    level, traded = int(quantities.sum()), int(values.sum())
     if traded in (0, level):
         return True
-    return is_apportioned(values, quantities, traded, level, traded, [side.ids[row] for row in rows])
+    ids = [side.ids[row] for row in rows.tolist()]
+    return is_apportioned(values.tolist(), quantities, traded, level, traded, ids)
 
 
 def _ids_exactly(claimed: tuple[str, ...], side: Side, price: int) -> bool:
     """`claimed` lists, in strictly ascending order, exactly the side's ids at `price`."""
-    ids = {order_id for order_id, limit in zip(side.ids, side.prices, strict=True) if limit == price}
+    ids = {side.ids[row] for row in np.flatnonzero(side.price == price).tolist()}
     ascending = all(a < b for a, b in pairwise(claimed))
     return ascending and len(claimed) == len(ids) and all(order_id in ids for order_id in claimed)
