@@ -18,9 +18,11 @@ Rule R.
    offers are netted against each other and withdrawn from both sides, in priority order (best limit,
    then id), with no trade and no payment. An owner's remaining bids then lie strictly below its
    remaining offers, so at the one price it cannot both buy and sell: no owner ever appears on both
-   sides of the result. Orders with owner None never net. Rule R then applies to the netted book.
+   sides of the result. Orders with owner None never net. Rule R then applies to the netted book: a
+   netted order takes part with what is left of it, and one netted away entirely takes no part.
 8. Bad input (not an Order, empty or non-str id, non-int or non-positive quantity, non-int limit,
-   duplicate id across both sides) raises ValueError naming the order.
+   duplicate id across both sides) raises ValueError naming the order. Quantities and limits must fit
+   in int64, and each side's total quantity must stay below 2**63 Wh.
 
 Payments (creates and destroys no money). The money that changes hands is M = volume × p / 1000 rounded
 to the nearest base unit, ties to even. Each side then shares M by largest remainder of the exact amounts

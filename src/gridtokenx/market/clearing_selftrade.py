@@ -6,7 +6,7 @@ the owner's bids in priority (limit high→low, then id), its offers in priority
 paired unit by unit while the bid limit ≥ the offer limit. What remains of the owner's bids is then
 priced strictly below what remains of its offers, so at one uniform price p the owner can no longer buy
 (needs bid ≥ p) and sell (needs offer ≤ p) at the same time: a self-trade is impossible, not just unpaired.
-Netting changes nothing for other parties' order of priority, and it is deterministic.
+Other owners' orders are untouched, and the outcome does not depend on input order.
 """
 
 from __future__ import annotations
