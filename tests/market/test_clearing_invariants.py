@@ -11,6 +11,8 @@ from dataclasses import replace
 from fractions import Fraction
 from typing import Any
 
+import pytest
+
 from gridtokenx.market.clearing import ClearingResult, Order, clear, verify
 from gridtokenx.market.clearing_merkle import leaf_hashes, merkle_root
 
@@ -177,3 +179,10 @@ def test_verify_rejects_malformed_results() -> None:
     assert not verify(bids, offers, replace(result, price=float(result.price)))  # type: ignore[arg-type]
     assert not verify(bids, offers, replace(result, fills={**result.fills, "ghost": 0}))
     assert not verify(bids, offers, "not a result")  # type: ignore[arg-type]
+
+
+def test_verify_refuses_a_malformed_book_like_clear() -> None:
+    bids, offers = _book()
+    result = clear(bids, offers)
+    with pytest.raises(ValueError, match=r"duplicate order id 'b1'"):
+        verify([*bids, Order("b1", 5, 5)], offers, result)
