@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 
 import pytest
+from solders.hash import Hash
 from solders.keypair import Keypair
 from solders.message import Message
 from solders.pubkey import Pubkey
@@ -14,7 +15,12 @@ from spl.memo.constants import MEMO_PROGRAM_ID
 from spl.token.constants import TOKEN_2022_PROGRAM_ID, TOKEN_PROGRAM_ID
 
 from gridtokenx.ledger import instructions as ix
-from gridtokenx.ledger.errors import IdempotencyConflict, TransactionFailed, TransactionTooLarge
+from gridtokenx.ledger.errors import (
+    BlockhashExpired,
+    IdempotencyConflict,
+    TransactionFailed,
+    TransactionTooLarge,
+)
 from gridtokenx.ledger.interface import Ledger
 from gridtokenx.ledger.packing import PACKET_DATA_SIZE, wire_size
 from gridtokenx.ledger.records import CertificateMetadata, Commitment, PlannedTx, TransferLeg
@@ -229,6 +235,25 @@ async def test_caller_signed_transaction_lands_once_even_when_resent(ledger: Led
     assert await ledger.get_balance(receiver.pubkey()) == 1_000_000
     status = await ledger.get_signature_status(first)
     assert status is not None and status.ok
+
+
+async def test_caller_signed_transaction_with_a_dead_blockhash_is_reported_expired(ledger: Ledger) -> None:
+    sender = Keypair()
+    await ledger.airdrop(sender.pubkey(), 2_000_000_000)
+    message = Message(
+        [
+            transfer(
+                TransferParams(from_pubkey=sender.pubkey(), to_pubkey=Keypair().pubkey(), lamports=1_000_000)
+            )
+        ],
+        sender.pubkey(),
+    )
+    tx = Transaction([sender], message, Hash.new_unique())  # never issued by this chain
+
+    for _ in range(2):  # and again: the verdict is remembered, nothing lands
+        with pytest.raises(BlockhashExpired):
+            await ledger.send_transaction(tx)
+    assert await ledger.get_balance(sender.pubkey()) == 2_000_000_000
 
 
 async def test_unknown_signature_has_no_status(ledger: Ledger) -> None:

@@ -52,7 +52,7 @@ from gridtokenx.ledger.interface import Ledger
 from gridtokenx.ledger.packing import MAX_COMPUTE_UNITS, Limits
 from gridtokenx.ledger.records import Commitment, MintRecord, PlannedTx, TxStatus
 from gridtokenx.ledger.registry import Registry, open_database
-from gridtokenx.ledger.rpc_store import EXPIRED, FAILED, LANDED, SentStore, SentTx
+from gridtokenx.ledger.rpc_store import EXPIRED, FAILED, LANDED, PENDING, SentStore, SentTx
 from gridtokenx.ledger.signing import TransactionSigner
 
 T = TypeVar("T")
@@ -141,27 +141,30 @@ class RpcLedger(Ledger):
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
         self._rent: dict[int, int] = {}
         self._signer = TransactionSigner(fee_payer, authority)
+        self._started = False
 
     async def start(self) -> None:
         self._conn = open_database(self.directory / DB_NAME)
         self._registry = Registry(self._conn)
         self._sent = SentStore(self._conn)
+        # Transport retries stay ours (max_transport_retries=0): a resend must be a decision.
         self._client = AsyncClient(
             self.url, commitment=self._rpc_commitment, timeout=self._request_timeout, max_transport_retries=0
         )
+        self._started = True
 
     async def close(self) -> None:
-        if hasattr(self, "_client"):
+        if self._started:
+            self._started = False
             await self._client.close()
             self._conn.close()
-            del self._client
 
     def limits(self) -> Limits:
         return self._limits
 
     @property
     def pending_count(self) -> int:
-        return self._sent.count("pending")
+        return self._sent.count(PENDING)
 
     # ---- one RPC call, errors classified -----------------------------------------------------------
     async def _call(self, call: Callable[[], Awaitable[T]]) -> T:
@@ -316,6 +319,8 @@ class RpcLedger(Ledger):
         key = f"signed:{signature}"
         async with self._lock(key):
             record = self._sent.pending(key, 0)
+            if record is None and self._sent.state(signature) == EXPIRED:
+                raise BlockhashExpired(f"transaction {signature} expired before landing; sign it again")
             if record is None:
                 known = await self.get_signature_status(signature)
                 if known is not None and known.commitment >= self._commitment:
@@ -370,14 +375,16 @@ class RpcLedger(Ledger):
     async def airdrop(self, address: Pubkey, lamports: int) -> None:
         resp = await self._read(lambda: self._client.request_airdrop(address, lamports, self._rpc_commitment))
         signature = resp.value
-        deadline = asyncio.get_running_loop().time() + self._send_timeout
-        while True:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._send_timeout
+        while loop.time() < deadline:
             status = await self._retrying(lambda: self._lookup(signature, history=False), deadline)
             if status is not None and status.commitment >= self._commitment:
                 if status.err is not None:
                     raise TransactionFailed(signature, status.err, [], landed=True)
                 return
             await asyncio.sleep(self._poll_interval)
+        raise LedgerUnavailable(f"airdrop {signature} not confirmed in time")
 
     async def mints(self) -> list[MintRecord]:
         return self._registry.mints()

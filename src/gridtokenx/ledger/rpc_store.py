@@ -79,6 +79,10 @@ class SentStore:
             (state, json.dumps(err) if err is not None else None, time.time(), bytes(signature)),
         )
 
+    def state(self, signature: Signature) -> str | None:
+        row = self._conn.execute("SELECT state FROM sent WHERE signature = ?", (bytes(signature),)).fetchone()
+        return None if row is None else str(row[0])
+
     def count(self, state: str) -> int:
         row = self._conn.execute("SELECT COUNT(*) FROM sent WHERE state = ?", (state,)).fetchone()
         return int(row[0])
