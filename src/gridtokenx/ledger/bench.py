@@ -52,7 +52,7 @@ MEMO = ix.reading_hash_memo(hashlib.sha256(b"bench readings").hexdigest())
 class Figure:
     name: str
     unit: str
-    ledger: float
+    ledger: float | None
     raw: float
 
 
@@ -241,7 +241,7 @@ async def measure(progress: Progress) -> list[Figure]:
             raw["batched"],
         ),
         Figure(f"restart replay ({transactions} transactions)", "tx/s", replayed, raw_replay),
-        Figure("raw LiteSVM send only (pre-signed, for scale)", "tx/s", raw["send_only"], raw["send_only"]),
+        Figure("LiteSVM send only, pre-signed (for scale)", "tx/s", None, raw["send_only"]),
     ]
 
 
@@ -256,15 +256,11 @@ def run() -> None:
     for column in ("ledger", "raw LiteSVM", "ledger / raw"):
         table.add_column(column, justify="right")
     for figure in figures:
-        table.add_row(
-            figure.name,
-            figure.unit,
-            f"{figure.ledger:,.0f}",
-            f"{figure.raw:,.0f}",
-            f"{figure.ledger / figure.raw:.2f}",
-        )
+        ours = "-" if figure.ledger is None else f"{figure.ledger:,.0f}"
+        ratio = "-" if figure.ledger is None else f"{figure.ledger / figure.raw:.2f}"
+        table.add_row(figure.name, figure.unit, ours, f"{figure.raw:,.0f}", ratio)
     console.print(table)
-    best = max(figures[0].ledger, figures[1].ledger, figures[2].ledger)
+    best = max(figure.ledger or 0.0 for figure in figures if figure.unit == "readings/s")
     verdict = "met" if best >= TARGET_READINGS_PER_SECOND else "NOT met"
     console.print(
         f"target >= {TARGET_READINGS_PER_SECOND:,} readings/s minted end to end: {verdict} ({best:,.0f}/s)"
