@@ -23,6 +23,9 @@ from gridtokenx.core.middleware import BodyLimitMiddleware, RateLimitMiddleware,
 from gridtokenx.core.migrate import upgrade
 from gridtokenx.core.settings import Settings, get_settings
 from gridtokenx.meters.api import router as meters_router
+from gridtokenx.readings.api import router as readings_router
+from gridtokenx.readings.pipeline import IngestPipeline
+from gridtokenx.readings.vee import VeeConfig
 
 
 def _should_migrate(settings: Settings) -> bool:
@@ -51,9 +54,14 @@ def create_app(settings: Settings | None = None, *, context: AppContext | None =
         lifespan=lifespan,
     )
     app.state.ctx = ctx
+    ctx.extras.setdefault(
+        "ingest_pipeline",
+        IngestPipeline(ctx.db, ctx.bus, VeeConfig.from_settings(settings), settings.network_id),
+    )
     install_error_handlers(app)
     app.include_router(accounts_router)
     app.include_router(meters_router)
+    app.include_router(readings_router)
     _add_operational_routes(app)
 
     app.add_middleware(RateLimitMiddleware, limiter=ctx.limiter, limit=settings.rate_limit_default)

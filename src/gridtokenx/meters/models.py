@@ -6,7 +6,7 @@ import enum
 import uuid
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Index, String, UniqueConstraint
+from sqlalchemy import BigInteger, ForeignKey, Index, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from gridtokenx.core.db import Base
@@ -50,6 +50,9 @@ class Meter(Base):
     meter_key_hash: Mapped[str | None] = mapped_column(String(255))
     # None: mint gateway-attested readings only while the meter has no device key.
     attested_mintable: Mapped[bool | None] = mapped_column()
+    # Registers wrap to 0 at this value (None: never); reset when the meter was last replaced.
+    register_modulus_wh: Mapped[int | None] = mapped_column(BigInteger)
+    register_reset_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     claimed_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
 

@@ -43,12 +43,12 @@ def key_covers(key: KeyWindow, reading_time: datetime) -> bool:
     """May this key sign a reading taken at `reading_time`?
 
     A revoked key still covers readings taken before its revocation (they were honest when made);
-    a rotated-out key covers readings until the end of its overlap period.
+    a rotated-out key covers readings until the end of its overlap period. A new key may sign data
+    the device buffered before the key was provisioned.
     """
-    if reading_time < key.valid_from:
-        return False
     if key.status == KeyStatus.REVOKED:
-        return key.revoked_at is not None and reading_time < key.revoked_at
+        # Readings carry whole seconds: one signed in the second of the revocation is refused.
+        return key.revoked_at is not None and reading_time < key.revoked_at.replace(microsecond=0)
     return key.valid_until is None or reading_time < key.valid_until
 
 

@@ -39,6 +39,8 @@ class MeterCreate(StrictModel):
 
 class MeterUpdate(StrictModel):
     status: MeterStatus | None = None
+    register_modulus_wh: Annotated[int, Field(gt=0, le=2**62)] | None = None
+    register_reset_at: datetime | None = Field(default=None, description="When the meter was replaced.")
     zone_id: Annotated[int, Field(ge=0, le=1_000_000)] | None = None
     location: Annotated[str, StringConstraints(max_length=200)] | None = None
     attested_mintable: bool | None = None
@@ -60,6 +62,8 @@ class MeterOut(BaseModel):
     commissioned_at: datetime
     status: str
     attested_mintable: bool | None
+    register_modulus_wh: int | None
+    register_reset_at: datetime | None
     claimed_at: datetime | None
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import timedelta
+from typing import Any
 
 from nacl.exceptions import BadSignatureError
 from nacl.signing import VerifyKey
@@ -84,12 +85,12 @@ async def list_meters(session: AsyncSession, owner: User | None = None) -> list[
     return list(await session.scalars(query))
 
 
-async def _recent_attempts(session: AsyncSession, column: object, value: object) -> tuple[int, int]:
+async def _recent_attempts(session: AsyncSession, column: Any, value: object) -> tuple[int, int]:
     since = utcnow() - timedelta(hours=1)
     count, oldest = (
         await session.execute(
             select(func.count(), func.min(MeterClaimAttempt.created_at)).where(
-                column == value,  # type: ignore[operator]
+                column == value,
                 MeterClaimAttempt.created_at > since,
             )
         )

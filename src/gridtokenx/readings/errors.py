@@ -36,3 +36,16 @@ class ReadingError(Exception):
 
     def to_dict(self) -> dict[str, str | None]:
         return {"code": self.code.value, "message": self.message, "path": self.path}
+
+
+HTTP_STATUS = {
+    ErrorCode.MALFORMED_JSON: 400,
+    ErrorCode.BATCH_TOO_LARGE: 413,
+    ErrorCode.SIGNATURE_MISSING: 401,
+    ErrorCode.SIGNATURE_INVALID: 401,
+}
+
+
+def http_status(code: ErrorCode) -> int:
+    """The HTTP status a request refused with `code` gets (422 unless listed)."""
+    return HTTP_STATUS.get(code, 422)

@@ -1,5 +1,5 @@
 """Reading storage: one row per (meter, channel, interval), its revision history, per-meter ingest
-state for VEE, gaps, hourly/daily rollups, and async batch jobs.
+state for VEE, hourly/daily rollups, and async batch jobs.
 
 `channel` is the meter's measurement channel (0 = the main meter; sub-meters and batteries get
 their own), and each row carries every energy quantity of that channel for the interval as integer
@@ -83,19 +83,6 @@ class MeterIngestState(Base):
     register_interval_start: Mapped[datetime | None] = mapped_column(UtcDateTime())
     recent: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow, onupdate=utcnow)
-
-
-class ReadingGap(Base):
-    __tablename__ = "reading_gaps"
-    __table_args__ = (Index("ix_reading_gaps_meter", "meter_id", "gap_start"),)
-
-    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
-    meter_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("meters.id"))
-    gap_start: Mapped[datetime] = mapped_column(UtcDateTime())
-    gap_end: Mapped[datetime] = mapped_column(UtcDateTime())
-    intervals: Mapped[int] = mapped_column()
-    estimated: Mapped[bool] = mapped_column(default=False)
-    detected_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
 
 
 class _Rollup:

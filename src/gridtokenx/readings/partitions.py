@@ -103,7 +103,7 @@ class PartitionManager:
                 result = await conn.execute(
                     text(f"DELETE FROM {PARENT} WHERE interval_start < :cutoff"), {"cutoff": cutoff}
                 )
-                return int(result.rowcount or 0)  # type: ignore[attr-defined]
+                return int(result.rowcount or 0)
             rows = await conn.execute(
                 text(
                     "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "

@@ -121,6 +121,7 @@ async def _load_existing(session: AsyncSession, keys: Sequence[Key]) -> dict[Key
                 *(getattr(MeterReading, name) for name in VALUE_FIELDS),
             ).where(tuple_(*columns).in_(chunk))
         )
+        row: Any
         for row in rows:
             key = (row[0], row[1], _as_utc(row[2]))
             values = {name: row[7 + i] for i, name in enumerate(VALUE_FIELDS)}

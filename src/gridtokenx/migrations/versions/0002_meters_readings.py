@@ -2,7 +2,7 @@
 
 Revision ID: 0002
 Revises: 0001
-Create Date: 2026-11-23 03:42:57.356291
+Create Date: 2026-11-23 03:49:29.180451
 """
 
 from __future__ import annotations
@@ -73,6 +73,8 @@ def upgrade() -> None:
         sa.Column("status", sa.String(length=16), nullable=False),
         sa.Column("meter_key_hash", sa.String(length=255), nullable=True),
         sa.Column("attested_mintable", sa.Boolean(), nullable=True),
+        sa.Column("register_modulus_wh", sa.BigInteger(), nullable=True),
+        sa.Column("register_reset_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("claimed_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(["owner_id"], ["users.id"], name=op.f("fk_meters_owner_id_users")),
@@ -191,21 +193,6 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("meter_id", "channel", "bucket_start", name=op.f("pk_meter_rollups_hourly")),
     )
     op.create_table(
-        "reading_gaps",
-        sa.Column("id", sa.Uuid(), nullable=False),
-        sa.Column("meter_id", sa.Uuid(), nullable=False),
-        sa.Column("gap_start", sa.DateTime(timezone=True), nullable=False),
-        sa.Column("gap_end", sa.DateTime(timezone=True), nullable=False),
-        sa.Column("intervals", sa.Integer(), nullable=False),
-        sa.Column("estimated", sa.Boolean(), nullable=False),
-        sa.Column("detected_at", sa.DateTime(timezone=True), nullable=False),
-        sa.ForeignKeyConstraint(["meter_id"], ["meters.id"], name=op.f("fk_reading_gaps_meter_id_meters")),
-        sa.PrimaryKeyConstraint("id", name=op.f("pk_reading_gaps")),
-    )
-    with op.batch_alter_table("reading_gaps", schema=None) as batch_op:
-        batch_op.create_index("ix_reading_gaps_meter", ["meter_id", "gap_start"], unique=False)
-
-    op.create_table(
         "reading_revisions",
         sa.Column("id", sa.Uuid(), nullable=False),
         sa.Column("meter_id", sa.Uuid(), nullable=False),
@@ -232,10 +219,6 @@ def downgrade() -> None:
         batch_op.drop_index("ix_reading_revisions_key")
 
     op.drop_table("reading_revisions")
-    with op.batch_alter_table("reading_gaps", schema=None) as batch_op:
-        batch_op.drop_index("ix_reading_gaps_meter")
-
-    op.drop_table("reading_gaps")
     op.drop_table("meter_rollups_hourly")
     op.drop_table("meter_rollups_daily")
     with op.batch_alter_table("meter_readings", schema=None) as batch_op:

@@ -1,0 +1,369 @@
+"""HTTP routes of the readings domain: native signed ingest, the original platform's compatibility
+routes, history, rollups, gaps and jobs. Bodies are read raw and parsed by `envelope`/`legacy`."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta
+from typing import Annotated, Any
+
+from fastapi import APIRouter, BackgroundTasks, Depends, Query, Request
+from fastapi.responses import JSONResponse
+
+from gridtokenx.accounts.deps import CurrentUser, Principal, require_scope
+from gridtokenx.core.deps import Ctx, DbSession
+from gridtokenx.core.errors import ApiError, error_response
+from gridtokenx.core.types import utcnow
+from gridtokenx.core.units import wh_to_kwh
+from gridtokenx.meters.service import owned_meter
+from gridtokenx.readings import legacy, service
+from gridtokenx.readings.envelope import NativeReading, decode_batch, decode_reading, to_reading
+from gridtokenx.readings.errors import ReadingError, http_status
+from gridtokenx.readings.pipeline import IngestPipeline, ItemResult, ItemStatus, Submitter
+from gridtokenx.readings.reading import Reading, Trust
+from gridtokenx.readings.schemas import (
+    BatchResult,
+    GapOut,
+    JobOut,
+    MeterTotals,
+    ReadingOut,
+    ReadingPage,
+    RollupOut,
+)
+
+router = APIRouter()
+Writer = Annotated[Principal, Depends(require_scope("readings:write"))]
+JSON_BODY: dict[str, Any] = {
+    "content": {"application/json": {"schema": {"type": "object"}}},
+    "required": True,
+}
+ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"description": "Not authenticated or signature invalid"},
+    403: {"description": "Not your meter"},
+    422: {"description": "Rejected by a VEE rule or schema"},
+}
+
+
+def pipeline_of(ctx: Ctx) -> IngestPipeline:
+    pipeline = ctx.extras.get("ingest_pipeline")
+    if pipeline is None:
+        raise RuntimeError("ingest pipeline not started")
+    assert isinstance(pipeline, IngestPipeline)
+    return pipeline
+
+
+Pipeline = Annotated[IngestPipeline, Depends(pipeline_of)]
+
+
+def _native(native: NativeReading, network_id: str) -> Reading:
+    return to_reading(native, network_id)
+
+
+def _request_error(error: ReadingError) -> ApiError:
+    return ApiError(
+        error.message,
+        code=error.code.value,
+        status_code=http_status(error.code),
+        details={"path": error.path},
+    )
+
+
+def _single(result: ItemResult, created_status: int = 201) -> JSONResponse:
+    if result.status is ItemStatus.REJECTED:
+        return error_response(
+            result.http_status, result.code or "REJECTED", result.message or "", {"path": result.path}
+        )
+    body = result.as_dict()
+    body.pop("index")
+    return JSONResponse(body, status_code=created_status if result.status is ItemStatus.ACCEPTED else 200)
+
+
+def _wants_async(request: Request, flag: bool) -> bool:
+    return flag or "respond-async" in request.headers.get("prefer", "")
+
+
+@router.post(
+    "/api/meters/readings",
+    status_code=201,
+    tags=["readings"],
+    responses=ERRORS,
+    openapi_extra={"requestBody": JSON_BODY},
+)
+async def submit_native(request: Request, principal: Writer, ctx: Ctx, pipeline: Pipeline) -> JSONResponse:
+    """One device-signed native reading (see `gridtokenx.readings.signing` for the recipe)."""
+    try:
+        native = decode_reading(await request.body())
+    except ReadingError as error:
+        raise _request_error(error) from None
+    results = await pipeline.ingest(Submitter(principal.user), [_native(native, ctx.settings.network_id)])
+    return _single(results[0])
+
+
+@router.post(
+    "/api/meters/readings/batch",
+    tags=["readings"],
+    responses=ERRORS,
+    openapi_extra={"requestBody": JSON_BODY},
+)
+async def submit_native_batch(
+    request: Request,
+    principal: Writer,
+    ctx: Ctx,
+    session: DbSession,
+    pipeline: Pipeline,
+    background: BackgroundTasks,
+    async_: Annotated[bool, Query(alias="async")] = False,
+) -> JSONResponse:
+    """Up to BATCH_MAX_SIZE signed readings; a result per item. `?async=true` (or `Prefer:
+    respond-async`) queues the batch and answers 202 with a job id."""
+    try:
+        decoded = decode_batch(await request.body(), max_items=ctx.settings.batch_max_size)
+    except ReadingError as error:
+        raise _request_error(error) from None
+    network = ctx.settings.network_id
+    items: list[Reading | ReadingError] = [
+        item if isinstance(item, ReadingError) else _native(item, network) for item in decoded
+    ]
+    return await _batch_response(request, principal, ctx, session, pipeline, background, items, async_)
+
+
+async def _batch_response(
+    request: Request,
+    principal: Principal,
+    ctx: Ctx,
+    session: DbSession,
+    pipeline: IngestPipeline,
+    background: BackgroundTasks,
+    items: list[Reading | ReadingError],
+    async_: bool,
+) -> JSONResponse:
+    submitter = Submitter(principal.user)
+    if _wants_async(request, async_):
+        job = await service.create_job(session, principal.user, len(items))
+        await session.commit()
+        background.add_task(service.run_job, ctx.db, pipeline, job.id, submitter, items)
+        return JSONResponse({"job_id": str(job.id), "status": "queued", "total": len(items)}, status_code=202)
+    results = await pipeline.ingest(submitter, items)
+    body = BatchResult(**service.summarise(results), results=[r.as_dict() for r in results])
+    return JSONResponse(body.model_dump())
+
+
+@router.get("/api/meters/jobs/{job_id}", tags=["readings"], responses=ERRORS)
+async def get_job(job_id: uuid.UUID, user: CurrentUser, session: DbSession) -> JobOut:
+    return JobOut.model_validate(await service.get_job(session, user, job_id))
+
+
+# --- the original platform's routes -----------------------------------------------------------
+
+
+def _legacy_failure(result: ItemResult) -> ApiError:
+    return ApiError(
+        result.message or "",
+        code=result.code or "REJECTED",
+        status_code=result.http_status,
+        details={"path": result.path},
+    )
+
+
+async def _ingest_one(
+    pipeline: IngestPipeline, principal: Principal, parse: Any
+) -> tuple[Reading, ItemResult]:
+    try:
+        reading = parse()
+    except ReadingError as error:
+        raise _request_error(error) from None
+    result = (await pipeline.ingest(Submitter(principal.user), [reading]))[0]
+    if result.status is ItemStatus.REJECTED:
+        raise _legacy_failure(result)
+    return reading, result
+
+
+def _net_kwh(reading: Reading) -> str:
+    return str(wh_to_kwh(reading.export_wh - reading.import_wh))
+
+
+def _message(result: ItemResult) -> str:
+    if result.status is ItemStatus.DUPLICATE:
+        return "duplicate reading: already stored"
+    return f"reading accepted ({result.trust})"
+
+
+@router.post(
+    "/api/meters/submit-reading",
+    tags=["compatibility"],
+    responses=ERRORS,
+    openapi_extra={"requestBody": JSON_BODY},
+)
+async def submit_reading(request: Request, principal: Writer, pipeline: Pipeline) -> dict[str, Any]:
+    raw = await request.body()
+    reading, result = await _ingest_one(pipeline, principal, lambda: legacy.parse_submit_reading(raw))
+    return {
+        "id": str(result.reading_id),
+        "wallet_address": reading.extras.get("wallet_address"),
+        "kwh_amount": _net_kwh(reading),
+        "reading_timestamp": datetime.fromtimestamp(
+            reading.observed_at, tz=result.interval_start.tzinfo
+        ).isoformat()
+        if result.interval_start
+        else None,
+        "submitted_at": datetime.now(tz=result.interval_start.tzinfo).isoformat()
+        if result.interval_start
+        else None,
+        "minted": False,
+        "mint_tx_signature": None,
+        "duplicate": result.status is ItemStatus.DUPLICATE,
+        "trust": result.trust,
+        "message": _message(result),
+    }
+
+
+@router.post(
+    "/api/v1/meters/readings",
+    tags=["compatibility"],
+    responses=ERRORS,
+    openapi_extra={"requestBody": JSON_BODY},
+)
+async def submit_energy_reading(request: Request, principal: Writer, pipeline: Pipeline) -> dict[str, Any]:
+    raw = await request.body()
+    reading, result = await _ingest_one(pipeline, principal, lambda: legacy.parse_energy_reading(raw))
+    return {
+        "id": str(result.reading_id),
+        "meter_id": reading.meter_serial,
+        "kwh": _net_kwh(reading),
+        "interval_start": result.interval_start.isoformat() if result.interval_start else None,
+        "duplicate": result.status is ItemStatus.DUPLICATE,
+        "trust": result.trust,
+        "message": _message(result),
+    }
+
+
+@router.post(
+    "/api/v1/meters/batch/readings",
+    tags=["compatibility"],
+    responses=ERRORS,
+    openapi_extra={"requestBody": JSON_BODY},
+)
+@router.post(
+    "/api/v1/public/meters/batch/readings",
+    tags=["compatibility"],
+    responses=ERRORS,
+    openapi_extra={"requestBody": JSON_BODY},
+)
+async def simulator_batch(
+    request: Request, principal: Writer, ctx: Ctx, pipeline: Pipeline
+) -> dict[str, Any]:
+    """The simulator's batch routes; "public" is kept as a path for its clients, not as open access."""
+    try:
+        items = legacy.parse_simulator_batch(
+            await request.body(), received_at=_now_epoch(), max_items=ctx.settings.batch_max_size
+        )
+    except ReadingError as error:
+        raise _request_error(error) from None
+    results = await pipeline.ingest(Submitter(principal.user), list(items))
+    counts = service.summarise(results)
+    return {
+        "success_count": counts["accepted"] + counts["duplicates"],
+        "failed_count": counts["rejected"],
+        "message": "{accepted} accepted, {duplicates} duplicate, {rejected} rejected".format(**counts),
+        **counts,
+        "results": [r.as_dict() for r in results],
+    }
+
+
+@router.post(
+    "/api/v1/meters/{serial}/readings",
+    tags=["compatibility"],
+    responses=ERRORS,
+    openapi_extra={"requestBody": JSON_BODY},
+)
+async def simulator_single(
+    serial: str, request: Request, principal: Writer, pipeline: Pipeline
+) -> dict[str, Any]:
+    raw = await request.body()
+    reading, result = await _ingest_one(
+        pipeline,
+        principal,
+        lambda: legacy.parse_simulator_reading(raw, serial=serial, received_at=_now_epoch()),
+    )
+    return {
+        "id": str(result.reading_id),
+        "serial_number": reading.meter_serial,
+        "kwh": _net_kwh(reading),
+        "timestamp": result.interval_start.isoformat() if result.interval_start else None,
+        "minted": False,
+        "tx_signature": None,
+        "duplicate": result.status is ItemStatus.DUPLICATE,
+        "trust": result.trust,
+        "message": _message(result),
+    }
+
+
+def _now_epoch() -> int:
+    return int(utcnow().timestamp())
+
+
+# --- queries ----------------------------------------------------------------------------------
+
+From = Annotated[datetime | None, Query(alias="from")]
+To = Annotated[datetime | None, Query(alias="to")]
+
+
+@router.get("/api/meters/stats", tags=["readings"], responses=ERRORS)
+async def my_totals(user: CurrentUser, session: DbSession) -> MeterTotals:
+    return await service.totals(session, user)
+
+
+@router.get("/api/meters/{meter_id}/readings", tags=["readings"], responses=ERRORS)
+async def list_readings(
+    meter_id: uuid.UUID,
+    user: CurrentUser,
+    session: DbSession,
+    start: From = None,
+    end: To = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
+    trust: Annotated[Trust | None, Query()] = None,
+    flag: Annotated[str | None, Query(max_length=40)] = None,
+) -> ReadingPage:
+    meter = await owned_meter(session, user, meter_id)
+    lo, hi = service.time_range(start, end, service.MAX_RANGE)
+    rows, total = await service.readings_page(session, meter, lo, hi, limit, offset, trust, flag)
+    return ReadingPage(
+        items=[ReadingOut.model_validate(r) for r in rows], total=total, limit=limit, offset=offset
+    )
+
+
+async def _rollups(
+    meter_id: uuid.UUID,
+    user: Any,
+    session: DbSession,
+    start: datetime | None,
+    end: datetime | None,
+    daily: bool,
+) -> list[RollupOut]:
+    meter = await owned_meter(session, user, meter_id)
+    lo, hi = service.time_range(start, end, timedelta(days=31 if daily else 2))
+    return [RollupOut.model_validate(r) for r in await service.rollups(session, meter, daily, lo, hi)]
+
+
+@router.get("/api/meters/{meter_id}/stats/hourly", tags=["readings"], responses=ERRORS)
+async def hourly(
+    meter_id: uuid.UUID, user: CurrentUser, session: DbSession, start: From = None, end: To = None
+) -> list[RollupOut]:
+    return await _rollups(meter_id, user, session, start, end, daily=False)
+
+
+@router.get("/api/meters/{meter_id}/stats/daily", tags=["readings"], responses=ERRORS)
+async def daily(
+    meter_id: uuid.UUID, user: CurrentUser, session: DbSession, start: From = None, end: To = None
+) -> list[RollupOut]:
+    return await _rollups(meter_id, user, session, start, end, daily=True)
+
+
+@router.get("/api/meters/{meter_id}/gaps", tags=["readings"], responses=ERRORS)
+async def meter_gaps(
+    meter_id: uuid.UUID, user: CurrentUser, session: DbSession, start: From = None, end: To = None
+) -> list[GapOut]:
+    meter = await owned_meter(session, user, meter_id)
+    lo, hi = service.time_range(start, end, timedelta(days=7))
+    return await service.gaps(session, meter, lo, hi)

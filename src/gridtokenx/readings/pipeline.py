@@ -1,0 +1,639 @@
+"""The one ingest pipeline every transport ends in: authenticate → VEE → idempotent store → events.
+
+HTTP single, HTTP batch, the compatibility routes (and MQTT) hand over parsed `Reading`s (or the
+`ReadingError` an item failed to parse with). One call handles a whole batch in one transaction:
+meters, device keys, ingest state and neighbouring values are loaded with a handful of queries,
+every item gets its own verdict, and events are published only after the commit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import uuid
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from nacl.signing import VerifyKey
+from sqlalchemy import select, tuple_
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from gridtokenx.accounts.models import Role, User
+from gridtokenx.core.db import Database
+from gridtokenx.core.types import utcnow
+from gridtokenx.events.bus import EventBus, Outbox
+from gridtokenx.meters.models import DeviceKey, KeyStatus, Meter, MeterStatus
+from gridtokenx.meters.rules import KeyWindow, key_covers
+from gridtokenx.readings import vee
+from gridtokenx.readings.errors import ReadingError, http_status
+from gridtokenx.readings.intervals import MAX_ESTIMATED_GAP_S, assign_interval, estimate_gap
+from gridtokenx.readings.models import MeterIngestState, MeterReading
+from gridtokenx.readings.partitions import PartitionManager
+from gridtokenx.readings.reading import CHANNELS, Reading, Source, Trust
+from gridtokenx.readings.replay import ReplayWindow
+from gridtokenx.readings.signing import verify_detached
+from gridtokenx.readings.store import NewReading, StoreStatus, store_readings
+
+DAY_S = 86_400
+SLOT_DAYS = 7
+RECENT_KEEP = 4
+MEDIAN_CHUNK = 1500
+
+
+class ItemStatus(StrEnum):
+    ACCEPTED = "accepted"
+    DUPLICATE = "duplicate"
+    REJECTED = "rejected"
+
+
+@dataclass
+class ItemResult:
+    index: int
+    status: ItemStatus
+    code: str | None = None
+    message: str | None = None
+    path: str | None = None
+    meter_serial: str | None = None
+    interval_start: datetime | None = None
+    reading_id: uuid.UUID | None = None
+    version: int | None = None
+    trust: str | None = None
+    flags: list[str] = field(default_factory=list)
+    mintable_wh: int = 0
+    http_status: int = 200
+
+    def as_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"index": self.index, "status": self.status.value}
+        if self.status is ItemStatus.REJECTED:
+            out.update(code=self.code, message=self.message, path=self.path)
+        else:
+            out.update(
+                reading_id=str(self.reading_id),
+                meter_serial=self.meter_serial,
+                interval_start=self.interval_start.isoformat() if self.interval_start else None,
+                version=self.version,
+                trust=self.trust,
+                flags=self.flags,
+                mintable_wh=self.mintable_wh,
+            )
+        return out
+
+
+@dataclass(frozen=True)
+class Submitter:
+    """Who hands the readings over: a user (JWT) or an API key's owner. Admins (the utility's
+    head-end) may report for any meter, everyone else for the meters they own."""
+
+    user: User | None
+
+    def may_submit_for(self, meter: Meter) -> bool:
+        if self.user is None:
+            return False
+        return self.user.role == Role.ADMIN or meter.owner_id == self.user.id
+
+
+def _reject(index: int, code: str, message: str, status: int = 422, path: str | None = None) -> ItemResult:
+    return ItemResult(index, ItemStatus.REJECTED, code=code, message=message, path=path, http_status=status)
+
+
+def _epoch(moment: datetime | None) -> int | None:
+    return None if moment is None else int(moment.timestamp())
+
+
+def _dt(epoch: int) -> datetime:
+    return datetime.fromtimestamp(epoch, UTC)
+
+
+@dataclass
+class _MeterState:
+    """The in-memory ingest state of one meter while a batch is processed."""
+
+    row: MeterIngestState
+    replay: ReplayWindow | None
+    recent: dict[str, list[int]]
+    last: dict[str, Any] | None  # the latest measured reading (for gap estimation)
+
+    @classmethod
+    def load(cls, row: MeterIngestState, window: int) -> _MeterState:
+        replay = None
+        if row.seq_highest is not None and row.seq_bitmap is not None:
+            replay = ReplayWindow.from_bitmap(row.seq_highest, row.seq_bitmap, window)
+        recent = {k: list(v) for k, v in (row.recent or {}).get("values", {}).items()}
+        return cls(row, replay, recent, (row.recent or {}).get("last"))
+
+    def registers(self, interval_s: int) -> vee.RegisterSnapshot | None:
+        row = self.row
+        if row.register_interval_start is None:
+            return None
+        return vee.RegisterSnapshot(
+            interval_start=int(row.register_interval_start.timestamp()),
+            duration=interval_s,
+            import_register_wh=row.last_import_register_wh,
+            export_register_wh=row.last_export_register_wh,
+        )
+
+    def remember(self, reading: Reading) -> None:
+        for name, value in reading.channel_values().items():
+            values = self.recent.setdefault(name, [])
+            values.append(value)
+            del values[:-RECENT_KEEP]
+        if reading.register_values():
+            current = self.row.register_interval_start
+            if current is None or reading.interval_start >= int(current.timestamp()):
+                self.row.register_interval_start = _dt(reading.interval_start)
+                self.row.last_import_register_wh = reading.import_register_wh
+                self.row.last_export_register_wh = reading.export_register_wh
+        if self.last is None or reading.interval_start >= int(self.last["interval_start"]):
+            self.last = {
+                "interval_start": reading.interval_start,
+                "duration": reading.duration,
+                **{
+                    name: getattr(reading, name)
+                    for name in (*CHANNELS, "import_register_wh", "export_register_wh")
+                },
+            }
+            self.row.last_interval_start = _dt(reading.interval_start)
+
+    def flush(self) -> None:
+        if self.replay is not None:
+            self.row.seq_highest = self.replay.highest
+            self.row.seq_bitmap = self.replay.bitmap_bytes()
+        self.row.recent = {"values": self.recent, "last": self.last}
+
+
+def _last_reading(serial: str, last: dict[str, Any]) -> Reading:
+    return Reading(
+        meter_serial=serial,
+        interval_start=int(last["interval_start"]),
+        duration=int(last["duration"]),
+        observed_at=int(last["interval_start"]) + int(last["duration"]),
+        import_wh=int(last.get("import_wh") or 0),
+        export_wh=int(last.get("export_wh") or 0),
+        generation_wh=last.get("generation_wh"),
+        consumption_wh=last.get("consumption_wh"),
+        import_register_wh=last.get("import_register_wh"),
+        export_register_wh=last.get("export_register_wh"),
+        source=Source.NATIVE,
+        trust=Trust.DEVICE_SIGNED,
+    )
+
+
+class IngestPipeline:
+    """Shared by every transport of one process; keeps verify keys and partitions cached."""
+
+    def __init__(self, db: Database, bus: EventBus, vee_config: vee.VeeConfig, network_id: str) -> None:
+        self.db = db
+        self.bus = bus
+        self.vee_config = vee_config
+        self.network_id = network_id
+        self.partitions = PartitionManager(db)
+        self._verify_keys: dict[str, VerifyKey] = {}
+        # SQLite has one writer; serialising batches here keeps the per-meter state consistent.
+        self._lock = asyncio.Lock() if db.is_sqlite else None
+
+    async def ingest(self, submitter: Submitter, items: Sequence[Reading | ReadingError]) -> list[ItemResult]:
+        """Native readings must carry a valid device signature; the compatibility shapes may, and
+        are gateway-attested when they do not."""
+        if self._lock is None:
+            return await self._ingest(submitter, items)
+        async with self._lock:
+            return await self._ingest(submitter, items)
+
+    async def _ingest(
+        self, submitter: Submitter, items: Sequence[Reading | ReadingError]
+    ) -> list[ItemResult]:
+        # Partitions are created before the batch's transaction opens: creating one while that
+        # transaction holds locks on the readings table would wait on ourselves.
+        moments = {
+            _dt(moment - moment % 3600 - delta)
+            for item in items
+            if isinstance(item, Reading)
+            for moment in (item.interval_start, item.observed_at)
+            for delta in (0, MAX_ESTIMATED_GAP_S)
+        }
+        await self.partitions.ensure_for(sorted(moments))
+        outbox = Outbox()
+        async with self.db.session() as session:
+            results = await _Batch(self, session, submitter, items, outbox).run()
+        await outbox.flush(self.bus)
+        return results
+
+    def verify_key(self, public_hex: str) -> VerifyKey:
+        key = self._verify_keys.get(public_hex)
+        if key is None:
+            key = self._verify_keys[public_hex] = VerifyKey(bytes.fromhex(public_hex))
+        return key
+
+
+class _Batch:
+    """One batch's unit of work (one transaction)."""
+
+    def __init__(
+        self,
+        pipeline: IngestPipeline,
+        session: AsyncSession,
+        submitter: Submitter,
+        items: Sequence[Reading | ReadingError],
+        outbox: Outbox,
+    ) -> None:
+        self.p = pipeline
+        self.session = session
+        self.submitter = submitter
+        self.items = items
+        self.outbox = outbox
+        self.results: list[ItemResult | None] = [None] * len(items)
+        self.now = int(utcnow().timestamp())
+
+    async def run(self) -> list[ItemResult]:
+        readings = self._parsed()
+        meters = await self._meters({r.meter_serial for _, r in readings})
+        readings = self._authorised(readings, meters)
+        keys = await self._keys([m.id for m in meters.values()])
+        readings = await self._authenticated(readings, meters, keys)
+        states = await self._states(sorted({meters[r.meter_serial].id for _, r in readings}))
+        stored = await self._stored(readings, meters)
+        medians = await self._medians(readings, meters)
+        attested_ok = self._attested_policy(meters, keys)
+
+        to_store: list[tuple[int, Reading, vee.VeeOutcome]] = []
+        for index, reading in sorted(
+            readings, key=lambda ir: (ir[1].meter_serial, ir[1].interval_start, ir[0])
+        ):
+            meter = meters[reading.meter_serial]
+            state = states[meter.id]
+            key = (meter.id, reading.channel, reading.interval_start)
+            ctx = self._context(meter, state, stored.get(key), medians.get(key, {}), attested_ok[meter.id])
+            outcome = vee.evaluate(reading, ctx, self.p.vee_config)
+            if outcome.rejection is not None:
+                rejection = outcome.rejection
+                self.results[index] = _reject(index, rejection.code.value, rejection.message)
+                continue
+            state.replay = outcome.next_replay
+            if outcome.write is vee.WriteAction.NOOP:
+                continue  # decided by the store below, which also yields the stored id
+            stored[key] = reading.stored_values()
+            to_store.append((index, reading, outcome))
+            state.remember(reading)
+        storing = {index for index, _, _ in to_store}
+        duplicates = [(i, r) for i, r in readings if self.results[i] is None and i not in storing]
+        estimates = self._estimates(to_store, meters, states)
+        await self._store(to_store, duplicates, estimates, meters)
+        for state in states.values():
+            state.flush()
+        await self.session.commit()
+        self._events(meters)
+        return [r for r in self.results if r is not None]
+
+    # --- steps ---------------------------------------------------------------------------------
+
+    def _parsed(self) -> list[tuple[int, Reading]]:
+        readings = []
+        for index, item in enumerate(self.items):
+            if isinstance(item, ReadingError):
+                self.results[index] = _reject(
+                    index, item.code.value, item.message, http_status(item.code), item.path
+                )
+            else:
+                readings.append((index, item))
+        return readings
+
+    async def _meters(self, serials: set[str]) -> dict[str, Meter]:
+        if not serials:
+            return {}
+        rows = await self.session.scalars(select(Meter).where(Meter.serial.in_(sorted(serials))))
+        return {m.serial: m for m in rows}
+
+    def _authorised(
+        self, readings: list[tuple[int, Reading]], meters: dict[str, Meter]
+    ) -> list[tuple[int, Reading]]:
+        kept = []
+        for index, reading in readings:
+            meter = meters.get(reading.meter_serial)
+            if meter is None:
+                self.results[index] = _reject(
+                    index, "METER_NOT_FOUND", f"unknown meter {reading.meter_serial!r}", 404
+                )
+            elif not self.submitter.may_submit_for(meter):
+                self.results[index] = _reject(
+                    index, "METER_NOT_OWNED", "this meter is not yours to report for", 403
+                )
+            else:
+                if reading.source is not Source.NATIVE and reading.duration != meter.interval_seconds:
+                    reading = assign_interval(reading, meter.interval_seconds)
+                kept.append((index, reading))
+        return kept
+
+    async def _keys(self, meter_ids: list[uuid.UUID]) -> dict[uuid.UUID, list[DeviceKey]]:
+        found: dict[uuid.UUID, list[DeviceKey]] = defaultdict(list)
+        if meter_ids:
+            for key in await self.session.scalars(select(DeviceKey).where(DeviceKey.meter_id.in_(meter_ids))):
+                found[key.meter_id].append(key)
+        return found
+
+    async def _authenticated(
+        self,
+        readings: list[tuple[int, Reading]],
+        meters: dict[str, Meter],
+        keys: dict[uuid.UUID, list[DeviceKey]],
+    ) -> list[tuple[int, Reading]]:
+        """Verify signatures (in a worker thread: Ed25519 is the costliest step) and set trust."""
+        jobs = []
+        for index, reading in readings:
+            meter_keys = keys.get(meters[reading.meter_serial].id, [])
+            signed_at = reading.created if reading.created is not None else reading.observed_at
+            moment = _dt(signed_at)
+            candidates = [
+                (k, self.p.verify_key(k.public_key))
+                for k in meter_keys
+                if (reading.key_id is None or k.key_id == reading.key_id)
+            ]
+            jobs.append((index, reading, moment, candidates))
+        verdicts = await asyncio.to_thread(_verify_all, jobs)
+        kept = []
+        used: set[uuid.UUID] = set()
+        for (index, reading, _moment, _candidates), (verdict, key) in zip(jobs, verdicts, strict=True):
+            if verdict == "signed":
+                assert key is not None
+                used.add(key.id)
+                kept.append(
+                    (index, dataclasses.replace(reading, trust=Trust.DEVICE_SIGNED, key_id=key.key_id))
+                )
+            elif reading.source is Source.NATIVE:
+                code, message = _SIGNATURE_FAILURES[verdict]
+                self.results[index] = _reject(index, code, message, 401)
+            else:
+                kept.append((index, dataclasses.replace(reading, trust=Trust.GATEWAY_ATTESTED)))
+        now = utcnow()
+        for meter_keys in keys.values():
+            for key in meter_keys:
+                if key.id in used:
+                    key.last_used_at = now
+        return kept
+
+    async def _states(self, meter_ids: list[uuid.UUID]) -> dict[uuid.UUID, _MeterState]:
+        query = select(MeterIngestState).where(MeterIngestState.meter_id.in_(meter_ids))
+        if not self.p.db.is_sqlite:
+            query = query.with_for_update()
+        rows = {row.meter_id: row for row in await self.session.scalars(query)} if meter_ids else {}
+        for meter_id in meter_ids:
+            if meter_id not in rows:
+                row = MeterIngestState(meter_id=meter_id, recent={})
+                self.session.add(row)
+                rows[meter_id] = row
+        window = self.p.vee_config.replay_window
+        return {meter_id: _MeterState.load(row, window) for meter_id, row in rows.items()}
+
+    async def _stored(
+        self, readings: list[tuple[int, Reading]], meters: dict[str, Meter]
+    ) -> dict[tuple[uuid.UUID, int, int], dict[str, int | None]]:
+        keys = list({(meters[r.meter_serial].id, r.channel, _dt(r.interval_start)) for _, r in readings})
+        columns = [MeterReading.meter_id, MeterReading.channel, MeterReading.interval_start]
+        found: dict[tuple[uuid.UUID, int, int], dict[str, int | None]] = {}
+        for offset in range(0, len(keys), MEDIAN_CHUNK):
+            rows = await self.session.execute(
+                select(*columns, *(getattr(MeterReading, n) for n in _VALUE_NAMES), MeterReading.trust).where(
+                    tuple_(*columns).in_(keys[offset : offset + MEDIAN_CHUNK])
+                )
+            )
+            row: Any
+            for row in rows:
+                if row[-1] == Trust.ESTIMATED:
+                    continue  # an estimate never blocks or equals a real reading
+                found[(row[0], row[1], _epoch_of(row[2]))] = dict(zip(_VALUE_NAMES, row[3:-1], strict=True))
+        return found
+
+    async def _medians(
+        self, readings: list[tuple[int, Reading]], meters: dict[str, Meter]
+    ) -> dict[tuple[uuid.UUID, int, int], dict[str, int]]:
+        """Same-slot values of the previous 7 days for readings with energy (spike rule)."""
+        wanted: dict[tuple[uuid.UUID, int, datetime], tuple[uuid.UUID, int, int]] = {}
+        for _, reading in readings:
+            if not any(reading.channel_values().values()):
+                continue
+            key = (meters[reading.meter_serial].id, reading.channel, reading.interval_start)
+            for days in range(1, SLOT_DAYS + 1):
+                wanted[(key[0], key[1], _dt(reading.interval_start - days * DAY_S))] = key
+        history: dict[tuple[uuid.UUID, int, int], dict[str, list[int]]] = defaultdict(
+            lambda: defaultdict(list)
+        )
+        columns = [MeterReading.meter_id, MeterReading.channel, MeterReading.interval_start]
+        probes = list(wanted)
+        for offset in range(0, len(probes), MEDIAN_CHUNK):
+            rows = await self.session.execute(
+                select(*columns, *(getattr(MeterReading, n) for n in CHANNELS)).where(
+                    tuple_(*columns).in_(probes[offset : offset + MEDIAN_CHUNK]),
+                    MeterReading.trust != Trust.ESTIMATED,
+                )
+            )
+            row: Any
+            for row in rows:
+                target = wanted[(row[0], row[1], _as_utc(row[2]))]
+                for name, value in zip(CHANNELS, row[3:], strict=True):
+                    if value is not None:
+                        history[target][name].append(int(value))
+        return {key: {n: _median(v) for n, v in values.items()} for key, values in history.items()}
+
+    def _attested_policy(
+        self, meters: dict[str, Meter], keys: dict[uuid.UUID, list[DeviceKey]]
+    ) -> dict[uuid.UUID, bool]:
+        return {
+            m.id: m.attested_mintable if m.attested_mintable is not None else not keys.get(m.id)
+            for m in meters.values()
+        }
+
+    def _context(
+        self,
+        meter: Meter,
+        state: _MeterState,
+        stored: dict[str, int | None] | None,
+        medians: dict[str, int],
+        attested_ok: bool,
+    ) -> vee.VeeContext:
+        return vee.VeeContext(
+            now=self.now,
+            interval_s=meter.interval_seconds,
+            meter_active=meter.status == MeterStatus.ACTIVE,
+            commissioned_at=_epoch(meter.commissioned_at),
+            nameplate_w=meter.capacity_w,
+            attested_mintable=attested_ok,
+            replay=state.replay,
+            stored=stored,
+            previous_registers=state.registers(meter.interval_seconds),
+            register_modulus_wh=meter.register_modulus_wh,
+            baseline_reset_at=_epoch(meter.register_reset_at),
+            same_slot_median=medians,
+            recent_values=state.recent,
+            latitude=meter.latitude,
+            longitude=meter.longitude,
+        )
+
+    def _estimates(
+        self,
+        to_store: list[tuple[int, Reading, vee.VeeOutcome]],
+        meters: dict[str, Meter],
+        states: dict[uuid.UUID, _MeterState],
+    ) -> list[Reading]:
+        """Fill short gaps (≤ 1 h) before each new latest reading by interpolation; never minted."""
+        estimates: list[Reading] = []
+        previous: dict[str, dict[str, Any] | None] = {
+            serial: (states[m.id].row.recent or {}).get("last")
+            for serial, m in meters.items()
+            if m.id in states
+        }
+        for _, reading, _ in to_store:
+            last = previous.get(reading.meter_serial)
+            previous[reading.meter_serial] = {"interval_start": reading.interval_start, "reading": reading}
+            if last is None or reading.channel != 0:
+                continue
+            before = last.get("reading") or _last_reading(reading.meter_serial, last)
+            gap = reading.interval_start - before.interval_start - reading.duration
+            if 0 < gap <= MAX_ESTIMATED_GAP_S and before.duration == reading.duration:
+                try:
+                    estimates.extend(estimate_gap(before, reading, reading.duration))
+                except ValueError:
+                    continue  # registers disagree: leave the gap open rather than invent energy
+        return estimates
+
+    async def _store(
+        self,
+        to_store: list[tuple[int, Reading, vee.VeeOutcome]],
+        duplicates: list[tuple[int, Reading]],
+        estimates: list[Reading],
+        meters: dict[str, Meter],
+    ) -> None:
+        rows: list[NewReading] = []
+        for _, reading, outcome in to_store:
+            rows.append(
+                _new_row(reading, meters[reading.meter_serial].id, sorted(outcome.flags), outcome.mintable_wh)
+            )
+        for _, reading in duplicates:
+            rows.append(_new_row(reading, meters[reading.meter_serial].id, sorted(reading.flags), 0))
+        for reading in estimates:
+            rows.append(_new_row(reading, meters[reading.meter_serial].id, sorted(reading.flags), 0))
+        stored = await store_readings(self.session, rows)
+        outcomes: list[tuple[int, Reading, vee.VeeOutcome | None]] = [*to_store]
+        outcomes += [(i, r, None) for i, r in duplicates]
+        for (index, reading, verdict), result in zip(outcomes, stored, strict=False):
+            status = ItemStatus.DUPLICATE if result.status is StoreStatus.DUPLICATE else ItemStatus.ACCEPTED
+            self.results[index] = ItemResult(
+                index,
+                status,
+                meter_serial=reading.meter_serial,
+                interval_start=_dt(reading.interval_start),
+                reading_id=result.reading_id,
+                version=result.version,
+                trust=reading.trust.value,
+                flags=sorted(verdict.flags) if verdict else [],
+                mintable_wh=verdict.mintable_wh if verdict and status is ItemStatus.ACCEPTED else 0,
+            )
+
+    def _events(self, meters: dict[str, Meter]) -> None:
+        for result in self.results:
+            if result is None:
+                continue
+            if result.status is ItemStatus.REJECTED:
+                self.outbox.add(
+                    "MeterReadingRejected", index=result.index, code=result.code, message=result.message
+                )
+                continue
+            meter = meters[result.meter_serial or ""]
+            data = {
+                "reading_id": str(result.reading_id),
+                "meter_id": str(meter.id),
+                "meter_serial": meter.serial,
+                "owner_id": str(meter.owner_id) if meter.owner_id else None,
+                "interval_start": result.interval_start.isoformat() if result.interval_start else None,
+                "trust": result.trust,
+                "flags": result.flags,
+                "duplicate": result.status is ItemStatus.DUPLICATE,
+            }
+            self.outbox.add("MeterReadingReceived", **data)
+            if result.status is ItemStatus.ACCEPTED:
+                self.outbox.add("MeterReadingVerified", **data, mintable_wh=result.mintable_wh)
+
+
+_VALUE_NAMES = (*CHANNELS, "import_register_wh", "export_register_wh")
+_SIGNATURE_FAILURES = {
+    "missing": ("SIGNATURE_MISSING", "a device signature is required"),
+    "unknown_key": ("DEVICE_KEY_UNKNOWN", "no provisioned key of this meter matches key_id"),
+    "revoked": ("DEVICE_KEY_REVOKED", "the signing key was revoked before this reading was taken"),
+    "expired": ("DEVICE_KEY_EXPIRED", "the signing key was rotated out before this reading was taken"),
+    "invalid": ("SIGNATURE_INVALID", "the signature does not verify"),
+}
+
+
+def _verify_all(
+    jobs: list[tuple[int, Reading, datetime, list[tuple[DeviceKey, VerifyKey]]]],
+) -> list[tuple[str, DeviceKey | None]]:
+    out: list[tuple[str, DeviceKey | None]] = []
+    for _index, reading, moment, candidates in jobs:
+        if reading.signature is None:
+            out.append(("missing", None))
+            continue
+        if not candidates:
+            out.append(("unknown_key", None))
+            continue
+        verdict: tuple[str, DeviceKey | None] = ("invalid", None)
+        for key, verify_key in candidates:
+            if any(
+                verify_detached(verify_key, message, reading.signature) for message in reading.signed_messages
+            ):
+                window = KeyWindow(key.status, key.valid_from, key.valid_until, key.revoked_at)
+                if key_covers(window, moment):
+                    verdict = ("signed", key)
+                    break
+                verdict = ("revoked", None) if key.status == KeyStatus.REVOKED else ("expired", None)
+        out.append(verdict)
+    return out
+
+
+def _new_row(reading: Reading, meter_id: uuid.UUID, flags: list[str], mintable_wh: int) -> NewReading:
+    return NewReading(
+        meter_id=meter_id,
+        channel=reading.channel,
+        interval_start=_dt(reading.interval_start),
+        duration_s=reading.duration,
+        values=reading.stored_values(),
+        trust=reading.trust.value,
+        source=reading.source.value,
+        observed_at=_dt(reading.observed_at),
+        flags=flags,
+        seq=reading.seq,
+        key_id=reading.key_id,
+        signature=reading.signature,
+        mintable_wh=mintable_wh,
+        extras=_jsonable(dict(reading.extras)),
+    )
+
+
+def _jsonable(value: Any) -> Any:
+    """Extras keep every field the client sent; Decimals are stored as their exact text."""
+    from decimal import Decimal
+
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, Decimal):
+        return str(value)
+    return value
+
+
+def _as_utc(moment: datetime) -> datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _epoch_of(moment: datetime) -> int:
+    return int(_as_utc(moment).timestamp())
+
+
+def _median(values: list[int]) -> int:
+    ordered = sorted(values)
+    middle = len(ordered) // 2
+    if len(ordered) % 2:
+        return ordered[middle]
+    return (ordered[middle - 1] + ordered[middle]) // 2
