@@ -12,6 +12,7 @@ import typer
 from rich.console import Console
 
 from gridtokenx.core.settings import SettingsError, get_settings
+from gridtokenx.ledger.cli import app as ledger_app
 
 app = typer.Typer(
     help="GridTokenX platform command line.", no_args_is_help=True, pretty_exceptions_enable=False
@@ -24,8 +25,10 @@ bench_app = typer.Typer(
 app.add_typer(db_app, name="db")
 app.add_typer(admin_app, name="admin")
 app.add_typer(bench_app, name="bench")
+app.add_typer(ledger_app, name="ledger")
 
 console = Console()
+DEFAULT_BOOK_SIZES = "1000,10000,100000,1000000"
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -132,6 +135,26 @@ def demo(
     from gridtokenx.demo import run_demo
 
     run_demo(console, port=port, duration=duration)
+
+
+@bench_app.command("clearing")
+def bench_clearing(
+    sizes: Annotated[str, typer.Option(help="Orders per side, comma-separated.")] = DEFAULT_BOOK_SIZES,
+    seed: Annotated[int, typer.Option(help="Seed of the random book.")] = 42,
+) -> None:
+    """Clearing engine speed per book size, growth per doubling, ratio against the brute force."""
+    from gridtokenx.market import bench_clearing
+
+    bench_clearing.run([int(n) for n in sizes.split(",") if n.strip()], seed)
+
+
+@bench_app.command("ledger")
+@friendly_errors
+def bench_ledger() -> None:
+    """Embedded ledger minting and replay speed beside raw LiteSVM."""
+    from gridtokenx.ledger import bench
+
+    bench.run()
 
 
 if __name__ == "__main__":  # pragma: no cover
