@@ -124,7 +124,8 @@ async def test_submit_reading_shape(client: httpx.AsyncClient, ctx: AppContext) 
         "wallet_address": "9xQeWvG816bUx9EPjHmaT23yvVM2ZWbrrpZb9PusVFin",
         "kwh_amount": 1.234567,
         "reading_timestamp": moment.isoformat(),
-        "meter_signature": "3Bxs4Bc3VYuGVB19jSuoiMrpkr4aqyLiqEJqGcNHTs8Kva3vKFmoDtsr8kpNtBAqbTbbf8Lq5Pc3hRmCLb3ow6J",
+        "meter_signature": "3Bxs4Bc3VYuGVB19jSuoiMrpkr4aqyLiqEJqGcNHTs8Kva3vKFmoDtsr8kp"
+        "NtBAqbTbbf8Lq5Pc3hRmCLb3ow6J",
         "meter_serial": SERIAL,
         "energy_generated": 2.5,
         "energy_consumed": 1.265433,

@@ -12,8 +12,10 @@ from sqlalchemy import text
 from gridtokenx.core.context import AppContext
 from gridtokenx.core.types import utcnow
 from gridtokenx.events.bus import Event
+from gridtokenx.meters.models import Meter
 from gridtokenx.readings.envelope import encode_batch
 from gridtokenx.readings.partitions import PartitionManager, partition_name
+from gridtokenx.readings.store import NewReading, store_readings
 from tests.helpers import bearer, error_code
 from tests.readings.ingest_helpers import INTERVAL, aligned_now, make_device
 
@@ -207,18 +209,36 @@ async def test_month_partitions_and_retention(ctx: AppContext, backend: str) -> 
         assert not manager.active
         assert await manager.apply_retention(30, utcnow()) == 0
         return
-    async with ctx.db.engine.begin() as conn:  # a stray row in the default partition must move
-        await conn.execute(
-            text(
-                "INSERT INTO users (id, email, password_hash, role, is_active, created_at, updated_at) VALUES (gen_random_uuid(), 'p@x.io', 'h', 'user', true, now(), now())"
-            )
+    stray = datetime(2020, 4, 10, tzinfo=UTC)  # lands in the default partition: no month partition yet
+    async with ctx.db.session() as session:
+        meter = Meter(serial="P-1", commissioned_at=old)
+        session.add(meter)
+        await session.flush()
+        await store_readings(
+            session,
+            [
+                NewReading(
+                    meter.id,
+                    0,
+                    stray,
+                    900,
+                    {"export_wh": 5, "import_wh": 0},
+                    "device-signed",
+                    "native",
+                    stray,
+                )
+            ],
         )
     await manager.ensure_for([old, old + timedelta(days=40)])
+    async with ctx.db.engine.connect() as conn:
+        assert await conn.scalar(text("SELECT count(*) FROM meter_readings_p202004")) == 1
+        assert await conn.scalar(text("SELECT count(*) FROM meter_readings_default")) == 0
     async with ctx.db.engine.connect() as conn:
         names = set(
             await conn.scalars(
                 text(
-                    "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid JOIN pg_class p ON p.oid = i.inhparent WHERE p.relname = 'meter_readings'"
+                    "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+                    "JOIN pg_class p ON p.oid = i.inhparent WHERE p.relname = 'meter_readings'"
                 )
             )
         )
