@@ -86,6 +86,31 @@ def db_upgrade(revision: Annotated[str, typer.Argument()] = "head") -> None:
     console.print(f"database at revision [bold]{asyncio.run(run())}[/bold]")
 
 
+@db_app.command("retention")
+@friendly_errors
+def db_retention() -> None:
+    """Drop readings older than GRIDTOKENX_READINGS_RETENTION_DAYS (whole partitions on PostgreSQL)."""
+    from gridtokenx.core.db import Database
+    from gridtokenx.core.types import utcnow
+    from gridtokenx.readings.partitions import PartitionManager
+
+    settings = get_settings()
+    if settings.readings_retention_days <= 0:
+        console.print("retention is off (GRIDTOKENX_READINGS_RETENTION_DAYS=0): nothing dropped")
+        return
+
+    async def run() -> int:
+        db = Database(settings.effective_database_url)
+        try:
+            return await PartitionManager(db).apply_retention(settings.readings_retention_days, utcnow())
+        finally:
+            await db.dispose()
+
+    removed = asyncio.run(run())
+    unit = "rows" if settings.is_sqlite else "monthly partitions"
+    console.print(f"removed {removed} {unit} older than {settings.readings_retention_days} days")
+
+
 async def create_admin_account(email: str, password: str) -> str:
     from gridtokenx.accounts.service import create_admin
     from gridtokenx.core.db import Database
