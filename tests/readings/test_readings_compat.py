@@ -226,3 +226,28 @@ async def test_api_key_of_another_owner_is_forbidden(client: httpx.AsyncClient, 
         f"/api/v1/meters/{SERIAL}/readings", json=_a1_payload(_stamp(5), 1.0), headers=bearer(unscoped)
     )
     assert response.status_code == 403 and error_code(response) == "SCOPE_MISSING"
+
+
+async def test_submit_batch_route_the_original_gateway_lacked(
+    client: httpx.AsyncClient, ctx: AppContext
+) -> None:
+    _owner, key = await _operator(client, ctx)
+    item = {
+        "wallet_address": "9xQeWvG816bUx9EPjHmaT23yvVM2ZWbrrpZb9PusVFin",
+        "kwh_amount": 0.5,
+        "reading_timestamp": (utcnow() - timedelta(minutes=35)).isoformat(),
+        "meter_serial": SERIAL,
+    }
+    body = {"readings": [item, {**item, "kwh_amount": "not-a-number"}, {**item, "meter_serial": "NOPE-2"}]}
+    response = await client.post("/api/meters/submit-batch", json=body, headers=bearer(key))
+    assert response.status_code == 200, response.text
+    data = response.json()
+    assert (data["accepted"], data["rejected"]) == (1, 2)
+    codes = {r["index"]: r.get("code") for r in data["results"]}
+    assert codes[2] == "METER_NOT_FOUND" and codes[1] is not None and codes[1] != "METER_NOT_FOUND"
+    broken = await client.post(
+        "/api/meters/submit-batch",
+        content=b'{"readings": 5}',
+        headers={**bearer(key), "content-type": "application/json"},
+    )
+    assert broken.status_code == 422 and error_code(broken) == "SCHEMA_INVALID"

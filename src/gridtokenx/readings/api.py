@@ -7,6 +7,7 @@ import uuid
 from datetime import datetime, timedelta
 from typing import Annotated, Any
 
+import msgspec
 from fastapi import APIRouter, BackgroundTasks, Depends, Query, Request
 from fastapi.responses import JSONResponse
 
@@ -259,7 +260,10 @@ async def simulator_batch(
         )
     except ReadingError as error:
         raise _request_error(error) from None
-    results = await pipeline.ingest(Submitter(principal.user), list(items))
+    return _legacy_batch_body(await pipeline.ingest(Submitter(principal.user), list(items)))
+
+
+def _legacy_batch_body(results: list[ItemResult]) -> dict[str, Any]:
     counts = service.summarise(results)
     return {
         "success_count": counts["accepted"] + counts["duplicates"],
@@ -268,6 +272,39 @@ async def simulator_batch(
         **counts,
         "results": [r.as_dict() for r in results],
     }
+
+
+class _SubmitBatch(msgspec.Struct):
+    readings: list[msgspec.Raw]
+
+
+@router.post(
+    "/api/meters/submit-batch",
+    tags=["compatibility"],
+    responses=ERRORS,
+    openapi_extra={"requestBody": JSON_BODY},
+)
+async def submit_batch(request: Request, principal: Writer, ctx: Ctx, pipeline: Pipeline) -> dict[str, Any]:
+    """`{"readings": [submit-reading bodies]}`: the batch mode of the original simulator, which its
+    gateway never served; each item is parsed and judged on its own."""
+    try:
+        envelope = msgspec.json.decode(await request.body(), type=_SubmitBatch)
+    except msgspec.ValidationError:
+        raise ApiError(
+            "expected an object with a `readings` array", code="SCHEMA_INVALID", status_code=422
+        ) from None
+    except msgspec.DecodeError:
+        raise ApiError("request body is not valid JSON", code="MALFORMED_JSON", status_code=400) from None
+    if len(envelope.readings) > ctx.settings.batch_max_size:
+        message = f"{len(envelope.readings)} items; at most {ctx.settings.batch_max_size}"
+        raise ApiError(message, code="BATCH_TOO_LARGE", status_code=413)
+    items: list[Reading | ReadingError] = []
+    for index, raw in enumerate(envelope.readings):
+        try:
+            items.append(legacy.parse_submit_reading(bytes(raw)))
+        except ReadingError as error:
+            items.append(error.located(f"$.readings[{index}]"))
+    return _legacy_batch_body(await pipeline.ingest(Submitter(principal.user), items))
 
 
 @router.post(
