@@ -25,7 +25,7 @@ from tests.readings.ingest_helpers import INTERVAL, aligned_now, make_device
     [
         (7, {}, "INTERVAL_MISALIGNED"),
         (0, {"duration": 300}, "DURATION_MISMATCH"),
-        (3 * INTERVAL, {}, "FUTURE_READING"),
+        (5 * INTERVAL, {}, "FUTURE_READING"),
         (-70 * 86_400, {}, "READING_TOO_OLD"),
         (0, {"export_wh": -5}, "NEGATIVE_VALUE"),
         (0, {"export_wh": 100_001, "generation_wh": 100_001}, "EXCEEDS_MAX_READING"),

@@ -19,7 +19,7 @@ from enum import StrEnum
 from typing import Any
 
 from nacl.signing import VerifyKey
-from sqlalchemy import select, tuple_
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gridtokenx.accounts.models import Role, User
@@ -36,12 +36,11 @@ from gridtokenx.readings.partitions import PartitionManager
 from gridtokenx.readings.reading import CHANNELS, Reading, Source, Trust
 from gridtokenx.readings.replay import ReplayWindow
 from gridtokenx.readings.signing import verify_detached
-from gridtokenx.readings.store import NewReading, StoreStatus, store_readings
+from gridtokenx.readings.store import NewReading, StoreStatus, rows_by_keys, store_readings
 
 DAY_S = 86_400
 SLOT_DAYS = 7
 RECENT_KEEP = 4
-MEDIAN_CHUNK = 1500
 
 
 class ItemStatus(StrEnum):
@@ -390,21 +389,11 @@ class _Batch:
     async def _stored(
         self, readings: list[tuple[int, Reading]], meters: dict[str, Meter]
     ) -> dict[tuple[uuid.UUID, int, int], dict[str, int | None]]:
-        keys = list({(meters[r.meter_serial].id, r.channel, _dt(r.interval_start)) for _, r in readings})
-        columns = [MeterReading.meter_id, MeterReading.channel, MeterReading.interval_start]
-        found: dict[tuple[uuid.UUID, int, int], dict[str, int | None]] = {}
-        for offset in range(0, len(keys), MEDIAN_CHUNK):
-            rows = await self.session.execute(
-                select(*columns, *(getattr(MeterReading, n) for n in _VALUE_NAMES), MeterReading.trust).where(
-                    tuple_(*columns).in_(keys[offset : offset + MEDIAN_CHUNK])
-                )
-            )
-            row: Any
-            for row in rows:
-                if row[-1] == Trust.ESTIMATED:
-                    continue  # an estimate never blocks or equals a real reading
-                found[(row[0], row[1], _epoch_of(row[2]))] = dict(zip(_VALUE_NAMES, row[3:-1], strict=True))
-        return found
+        keys = {(meters[r.meter_serial].id, r.channel, _dt(r.interval_start)) for _, r in readings}
+        columns = [getattr(MeterReading, n) for n in _VALUE_NAMES]
+        rows = await rows_by_keys(self.session, keys, *columns, where=MeterReading.trust != Trust.ESTIMATED)
+        # an estimate never blocks or equals a real reading, hence the filter
+        return {(r[0], r[1], _epoch_of(r[2])): dict(zip(_VALUE_NAMES, r[3:], strict=True)) for r in rows}
 
     async def _medians(
         self, readings: list[tuple[int, Reading]], meters: dict[str, Meter]
@@ -420,21 +409,13 @@ class _Batch:
         history: dict[tuple[uuid.UUID, int, int], dict[str, list[int]]] = defaultdict(
             lambda: defaultdict(list)
         )
-        columns = [MeterReading.meter_id, MeterReading.channel, MeterReading.interval_start]
-        probes = list(wanted)
-        for offset in range(0, len(probes), MEDIAN_CHUNK):
-            rows = await self.session.execute(
-                select(*columns, *(getattr(MeterReading, n) for n in CHANNELS)).where(
-                    tuple_(*columns).in_(probes[offset : offset + MEDIAN_CHUNK]),
-                    MeterReading.trust != Trust.ESTIMATED,
-                )
-            )
-            row: Any
-            for row in rows:
-                target = wanted[(row[0], row[1], _as_utc(row[2]))]
-                for name, value in zip(CHANNELS, row[3:], strict=True):
-                    if value is not None:
-                        history[target][name].append(int(value))
+        columns = [getattr(MeterReading, n) for n in CHANNELS]
+        rows = await rows_by_keys(self.session, wanted, *columns, where=MeterReading.trust != Trust.ESTIMATED)
+        for row in rows:
+            target = wanted[(row[0], row[1], _as_utc(row[2]))]
+            for name, value in zip(CHANNELS, row[3:], strict=True):
+                if value is not None:
+                    history[target][name].append(int(value))
         return {key: {n: _median(v) for n, v in values.items()} for key, values in history.items()}
 
     def _attested_policy(

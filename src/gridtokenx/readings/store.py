@@ -10,13 +10,13 @@ from __future__ import annotations
 import hashlib
 import uuid
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import select, tuple_, update
+from sqlalchemy import select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -32,7 +32,8 @@ VALUE_FIELDS = (
 )
 ROLLUP_FIELDS = ("import_wh", "export_wh", "generation_wh", "consumption_wh")
 ESTIMATED = "estimated"
-KEY_CHUNK = 300
+KEY_CHUNK = 2000
+WINDOW = timedelta(days=1)
 
 
 class StoreStatus(StrEnum):
@@ -106,26 +107,57 @@ def _as_utc(moment: datetime) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
+async def rows_by_keys(
+    session: AsyncSession, keys: Iterable[Key], *columns: Any, where: Any = None
+) -> list[Any]:
+    """Rows of `meter_readings` whose natural key is in `keys`, key columns first, then `columns`.
+
+    Keys are grouped into windows of at most a day; each window is one index range scan
+    (`meter_id IN (...) AND interval_start BETWEEN ...`) filtered to the exact keys here. A long
+    list of row-value `IN` tuples would make PostgreSQL plan one OR branch per key instead.
+    """
+    wanted = set(keys)
+    key_columns = (MeterReading.meter_id, MeterReading.channel, MeterReading.interval_start)
+    found: list[Any] = []
+    ordered = sorted(wanted, key=lambda k: k[2])
+    start = 0
+    while start < len(ordered):
+        end = start
+        while (
+            end < len(ordered) and ordered[end][2] - ordered[start][2] <= WINDOW and end - start < KEY_CHUNK
+        ):
+            end += 1
+        group = ordered[start:end]
+        query = select(*key_columns, *columns).where(
+            MeterReading.meter_id.in_({k[0] for k in group}),
+            MeterReading.channel.in_({k[1] for k in group}),
+            MeterReading.interval_start >= group[0][2],
+            MeterReading.interval_start <= group[-1][2],
+        )
+        if where is not None:
+            query = query.where(where)
+        for row in await session.execute(query):
+            if (row[0], row[1], _as_utc(row[2])) in wanted:
+                found.append(row)
+        start = end
+    return found
+
+
 async def _load_existing(session: AsyncSession, keys: Sequence[Key]) -> dict[Key, _Existing]:
     found: dict[Key, _Existing] = {}
-    columns = [MeterReading.meter_id, MeterReading.channel, MeterReading.interval_start]
-    for offset in range(0, len(keys), KEY_CHUNK):
-        chunk = keys[offset : offset + KEY_CHUNK]
-        rows = await session.execute(
-            select(
-                *columns,
-                MeterReading.id,
-                MeterReading.content_hash,
-                MeterReading.version,
-                MeterReading.trust,
-                *(getattr(MeterReading, name) for name in VALUE_FIELDS),
-            ).where(tuple_(*columns).in_(chunk))
-        )
-        row: Any
-        for row in rows:
-            key = (row[0], row[1], _as_utc(row[2]))
-            values = {name: row[7 + i] for i, name in enumerate(VALUE_FIELDS)}
-            found[key] = _Existing(row[3], row[4], row[5], row[6], values)
+    rows = await rows_by_keys(
+        session,
+        keys,
+        MeterReading.id,
+        MeterReading.content_hash,
+        MeterReading.version,
+        MeterReading.trust,
+        *(getattr(MeterReading, name) for name in VALUE_FIELDS),
+    )
+    for row in rows:
+        key = (row[0], row[1], _as_utc(row[2]))
+        values = {name: row[7 + i] for i, name in enumerate(VALUE_FIELDS)}
+        found[key] = _Existing(row[3], row[4], row[5], row[6], values)
     return found
 
 
