@@ -182,5 +182,28 @@ def bench_ledger() -> None:
     bench.run()
 
 
+@bench_app.command("ingest")
+@friendly_errors
+def bench_ingest(
+    readings: Annotated[int, typer.Option(help="Readings per scenario.")] = 100_000,
+    batch: Annotated[int, typer.Option(help="Readings per HTTP batch.")] = 1000,
+    backends: Annotated[str, typer.Option(help="Comma-separated: postgres, sqlite.")] = "postgres,sqlite",
+    processes: Annotated[str, typer.Option(help="Server process counts, comma-separated.")] = "1,2",
+    pg_url: Annotated[
+        str | None, typer.Option(help="PostgreSQL server to create the bench database on.")
+    ] = None,
+) -> None:
+    """Signed native batches over real HTTP, beside the all-core Ed25519 verify ceiling."""
+    from gridtokenx.readings import bench_ingest as bench
+
+    bench.run(
+        readings=readings,
+        batch=batch,
+        backends=tuple(b.strip() for b in backends.split(",") if b.strip()),
+        processes=tuple(int(p) for p in processes.split(",") if p.strip()),
+        pg_url=pg_url,
+    )
+
+
 if __name__ == "__main__":  # pragma: no cover
     app()
