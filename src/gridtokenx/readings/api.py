@@ -4,7 +4,7 @@ routes, history, rollups, gaps and jobs. Bodies are read raw and parsed by `enve
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 import msgspec
@@ -183,10 +183,15 @@ def _net_kwh(reading: Reading) -> str:
     return str(wh_to_kwh(reading.export_wh - reading.import_wh))
 
 
-def _message(result: ItemResult) -> str:
-    if result.status is ItemStatus.DUPLICATE:
-        return "duplicate reading: already stored"
-    return f"reading accepted ({result.trust})"
+def _outcome(result: ItemResult) -> dict[str, Any]:
+    """The fields every compatibility response shares (the original clients read `id`, `message`)."""
+    duplicate = result.status is ItemStatus.DUPLICATE
+    return {
+        "id": str(result.reading_id),
+        "duplicate": duplicate,
+        "trust": result.trust,
+        "message": "duplicate reading: already stored" if duplicate else f"reading accepted ({result.trust})",
+    }
 
 
 @router.post(
@@ -199,22 +204,13 @@ async def submit_reading(request: Request, principal: Writer, pipeline: Pipeline
     raw = await request.body()
     reading, result = await _ingest_one(pipeline, principal, lambda: legacy.parse_submit_reading(raw))
     return {
-        "id": str(result.reading_id),
+        **_outcome(result),
         "wallet_address": reading.extras.get("wallet_address"),
         "kwh_amount": _net_kwh(reading),
-        "reading_timestamp": datetime.fromtimestamp(
-            reading.observed_at, tz=result.interval_start.tzinfo
-        ).isoformat()
-        if result.interval_start
-        else None,
-        "submitted_at": datetime.now(tz=result.interval_start.tzinfo).isoformat()
-        if result.interval_start
-        else None,
+        "reading_timestamp": datetime.fromtimestamp(reading.observed_at, UTC).isoformat(),
+        "submitted_at": utcnow().isoformat(),
         "minted": False,
         "mint_tx_signature": None,
-        "duplicate": result.status is ItemStatus.DUPLICATE,
-        "trust": result.trust,
-        "message": _message(result),
     }
 
 
@@ -228,13 +224,10 @@ async def submit_energy_reading(request: Request, principal: Writer, pipeline: P
     raw = await request.body()
     reading, result = await _ingest_one(pipeline, principal, lambda: legacy.parse_energy_reading(raw))
     return {
-        "id": str(result.reading_id),
+        **_outcome(result),
         "meter_id": reading.meter_serial,
         "kwh": _net_kwh(reading),
         "interval_start": result.interval_start.isoformat() if result.interval_start else None,
-        "duplicate": result.status is ItemStatus.DUPLICATE,
-        "trust": result.trust,
-        "message": _message(result),
     }
 
 
@@ -323,15 +316,12 @@ async def simulator_single(
         lambda: legacy.parse_simulator_reading(raw, serial=serial, received_at=_now_epoch()),
     )
     return {
-        "id": str(result.reading_id),
+        **_outcome(result),
         "serial_number": reading.meter_serial,
         "kwh": _net_kwh(reading),
         "timestamp": result.interval_start.isoformat() if result.interval_start else None,
         "minted": False,
         "tx_signature": None,
-        "duplicate": result.status is ItemStatus.DUPLICATE,
-        "trust": result.trust,
-        "message": _message(result),
     }
 
 
