@@ -65,7 +65,7 @@ def create_app(settings: Settings | None = None, *, context: AppContext | None =
     _add_operational_routes(app)
 
     app.add_middleware(RateLimitMiddleware, limiter=ctx.limiter, limit=settings.rate_limit_default)
-    app.add_middleware(GZipMiddleware, minimum_size=1024)
+    app.add_middleware(GZipMiddleware, minimum_size=1024, compresslevel=6)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,

@@ -36,6 +36,9 @@ class EventBus:
         self._handlers[event_type].append(handler)
         return lambda: self._handlers[event_type].remove(handler)
 
+    def has_subscribers(self) -> bool:
+        return any(self._handlers.values())
+
     async def publish(self, event: Event) -> None:
         for handler in [*self._handlers.get(event.type, ()), *self._handlers.get("*", ())]:
             try:

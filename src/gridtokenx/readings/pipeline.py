@@ -36,7 +36,15 @@ from gridtokenx.readings.partitions import PartitionManager
 from gridtokenx.readings.reading import CHANNELS, Reading, Source, Trust
 from gridtokenx.readings.replay import ReplayWindow
 from gridtokenx.readings.signing import verify_detached
-from gridtokenx.readings.store import NewReading, StoreStatus, rows_by_keys, store_readings
+from gridtokenx.readings.store import (
+    Existing,
+    Key,
+    NewReading,
+    StoreStatus,
+    load_existing,
+    rows_by_keys,
+    store_readings,
+)
 
 DAY_S = 86_400
 SLOT_DAYS = 7
@@ -245,6 +253,7 @@ class _Batch:
         self.items = items
         self.outbox = outbox
         self.results: list[ItemResult | None] = [None] * len(items)
+        self.existing: dict[Key, Existing] = {}
         self.now = int(utcnow().timestamp())
 
     async def run(self) -> list[ItemResult]:
@@ -389,11 +398,15 @@ class _Batch:
     async def _stored(
         self, readings: list[tuple[int, Reading]], meters: dict[str, Meter]
     ) -> dict[tuple[uuid.UUID, int, int], dict[str, int | None]]:
-        keys = {(meters[r.meter_serial].id, r.channel, _dt(r.interval_start)) for _, r in readings}
-        columns = [getattr(MeterReading, n) for n in _VALUE_NAMES]
-        rows = await rows_by_keys(self.session, keys, *columns, where=MeterReading.trust != Trust.ESTIMATED)
-        # an estimate never blocks or equals a real reading, hence the filter
-        return {(r[0], r[1], _epoch_of(r[2])): dict(zip(_VALUE_NAMES, r[3:], strict=True)) for r in rows}
+        """What is stored for the batch's keys; the store reuses this lookup. An estimate never
+        blocks or equals a real reading, so VEE does not see estimates."""
+        keys = list({(meters[r.meter_serial].id, r.channel, _dt(r.interval_start)) for _, r in readings})
+        self.existing = await load_existing(self.session, keys)
+        return {
+            (key[0], key[1], _epoch_of(key[2])): found.values
+            for key, found in self.existing.items()
+            if found.trust != Trust.ESTIMATED
+        }
 
     async def _medians(
         self, readings: list[tuple[int, Reading]], meters: dict[str, Meter]
@@ -495,7 +508,7 @@ class _Batch:
             rows.append(_new_row(reading, meters[reading.meter_serial].id, sorted(reading.flags), 0))
         for reading in estimates:
             rows.append(_new_row(reading, meters[reading.meter_serial].id, sorted(reading.flags), 0))
-        stored = await store_readings(self.session, rows)
+        stored = await store_readings(self.session, rows, self.existing)
         outcomes: list[tuple[int, Reading, vee.VeeOutcome | None]] = [*to_store]
         outcomes += [(i, r, None) for i, r in duplicates]
         for (index, reading, verdict), result in zip(outcomes, stored, strict=False):
@@ -513,6 +526,8 @@ class _Batch:
             )
 
     def _events(self, meters: dict[str, Meter]) -> None:
+        if not self.p.bus.has_subscribers():
+            return  # nobody listens: building two events per reading would be wasted work
         for result in self.results:
             if result is None:
                 continue

@@ -14,8 +14,10 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
+from functools import cached_property
 from typing import Any
 
+import orjson
 from sqlalchemy import select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -69,7 +71,7 @@ class NewReading:
     def key(self) -> Key:
         return (self.meter_id, self.channel, self.interval_start)
 
-    @property
+    @cached_property
     def content_hash(self) -> str:
         parts = [str(self.values.get(name)) for name in VALUE_FIELDS]
         return hashlib.sha256("|".join([*parts, str(self.duration_s), self.trust]).encode()).hexdigest()
@@ -83,7 +85,7 @@ class Stored:
 
 
 @dataclass
-class _Existing:
+class Existing:
     id: uuid.UUID
     content_hash: str
     version: int
@@ -143,8 +145,8 @@ async def rows_by_keys(
     return found
 
 
-async def _load_existing(session: AsyncSession, keys: Sequence[Key]) -> dict[Key, _Existing]:
-    found: dict[Key, _Existing] = {}
+async def load_existing(session: AsyncSession, keys: Sequence[Key]) -> dict[Key, Existing]:
+    found: dict[Key, Existing] = {}
     rows = await rows_by_keys(
         session,
         keys,
@@ -157,7 +159,7 @@ async def _load_existing(session: AsyncSession, keys: Sequence[Key]) -> dict[Key
     for row in rows:
         key = (row[0], row[1], _as_utc(row[2]))
         values = {name: row[7 + i] for i, name in enumerate(VALUE_FIELDS)}
-        found[key] = _Existing(row[3], row[4], row[5], row[6], values)
+        found[key] = Existing(row[3], row[4], row[5], row[6], values)
     return found
 
 
@@ -184,10 +186,64 @@ def _row(item: NewReading) -> dict[str, Any]:
     }
 
 
+_PG_COLUMNS = (
+    ("meter_id", "uuid"),
+    ("channel", "smallint"),
+    ("interval_start", "timestamptz"),
+    ("id", "uuid"),
+    ("duration_s", "integer"),
+    *((name, "bigint") for name in VALUE_FIELDS),
+    ("trust", "text"),
+    ("source", "text"),
+    ("flags", "text"),
+    ("seq", "bigint"),
+    ("key_id", "text"),
+    ("signature", "bytea"),
+    ("content_hash", "text"),
+    ("version", "integer"),
+    ("mintable_wh", "bigint"),
+    ("mint_pending", "boolean"),
+    ("extras", "text"),
+    ("observed_at", "timestamptz"),
+    ("received_at", "timestamptz"),
+)
+_JSON_COLUMNS = {"flags", "extras"}
+_PG_INSERT = (
+    "INSERT INTO meter_readings ({names}) SELECT {select} FROM unnest({arrays}) AS u({names}) "
+    "ON CONFLICT (meter_id, channel, interval_start) DO NOTHING "
+    "RETURNING meter_id, channel, interval_start"
+).format(
+    names=", ".join(name for name, _ in _PG_COLUMNS),
+    select=", ".join(f"{name}::json" if name in _JSON_COLUMNS else name for name, _ in _PG_COLUMNS),
+    arrays=", ".join(f"${i}::{kind}[]" for i, (_, kind) in enumerate(_PG_COLUMNS, start=1)),
+)
+
+
+async def _insert_new_pg(session: AsyncSession, items: list[NewReading]) -> set[Key]:
+    """PostgreSQL: one `INSERT .. SELECT FROM unnest(arrays)` through asyncpg, column arrays instead
+    of a statement per row (the reference measured ~50k rows/s for this on one connection)."""
+    now = datetime.now(UTC)
+    rows = [_row(item) for item in items]
+    arrays: list[list[Any]] = []
+    for name, _ in _PG_COLUMNS:
+        if name in _JSON_COLUMNS:
+            arrays.append([orjson.dumps(row[name]).decode() for row in rows])
+        elif name == "received_at":
+            arrays.append([now] * len(rows))
+        else:
+            arrays.append([row[name] for row in rows])
+    connection = await session.connection()
+    raw = await connection.get_raw_connection()
+    records = await raw.driver_connection.fetch(_PG_INSERT, *arrays)  # type: ignore[union-attr]
+    return {(r[0], r[1], r[2]) for r in records}
+
+
 async def _insert_new(session: AsyncSession, items: list[NewReading]) -> set[Key]:
     """Insert; returns the keys that were really inserted (others lost a race to another writer)."""
     if not items:
         return set()
+    if session.get_bind().dialect.name == "postgresql":
+        return await _insert_new_pg(session, items)
     stmt = (
         _insert(session, MeterReading)
         .on_conflict_do_nothing(index_elements=["meter_id", "channel", "interval_start"])
@@ -197,7 +253,7 @@ async def _insert_new(session: AsyncSession, items: list[NewReading]) -> set[Key
     return {(row[0], row[1], _as_utc(row[2])) for row in result}
 
 
-async def _revise(session: AsyncSession, item: NewReading, old: _Existing) -> int:
+async def _revise(session: AsyncSession, item: NewReading, old: Existing) -> int:
     session.add(
         ReadingRevision(
             meter_id=item.meter_id,
@@ -265,10 +321,15 @@ class RollupDelta:
             await session.execute(stmt, rows)
 
 
-async def store_readings(session: AsyncSession, items: Sequence[NewReading]) -> list[Stored]:
-    """Store a batch in the caller's transaction; results are in input order."""
+async def store_readings(
+    session: AsyncSession, items: Sequence[NewReading], existing: dict[Key, Existing] | None = None
+) -> list[Stored]:
+    """Store a batch in the caller's transaction; results are in input order. `existing` is what the
+    caller already looked up with `load_existing` (only keys missing from it are looked up again)."""
     results: list[Stored | None] = [None] * len(items)
-    existing = await _load_existing(session, list(dict.fromkeys(item.key for item in items)))
+    existing = dict(existing or {})
+    missing = [key for key in dict.fromkeys(item.key for item in items) if key not in existing]
+    existing.update(await load_existing(session, missing))
     rollups = RollupDelta()
     pending: list[int] = []
     for attempt in range(2):
@@ -289,11 +350,11 @@ async def store_readings(session: AsyncSession, items: Sequence[NewReading]) -> 
             item = items[index]
             if item.key in inserted:
                 results[index] = Stored(StoreStatus.ACCEPTED, item.id, 1)
-                existing[item.key] = _Existing(item.id, item.content_hash, 1, item.trust, dict(item.values))
+                existing[item.key] = Existing(item.id, item.content_hash, 1, item.trust, dict(item.values))
                 rollups.add(*item.key, _contribution(item.trust, item.values), int(item.trust != ESTIMATED))
         pending = [i for i, r in enumerate(results) if r is None]
         if lost:
-            existing.update(await _load_existing(session, [items[i].key for i in lost]))
+            existing.update(await load_existing(session, [items[i].key for i in lost]))
         if not pending:
             break
     await rollups.apply(session)
@@ -303,7 +364,7 @@ async def store_readings(session: AsyncSession, items: Sequence[NewReading]) -> 
 
 
 async def _against_existing(
-    session: AsyncSession, item: NewReading, existing: dict[Key, _Existing], rollups: RollupDelta
+    session: AsyncSession, item: NewReading, existing: dict[Key, Existing], rollups: RollupDelta
 ) -> Stored:
     old = existing[item.key]
     if old.content_hash == item.content_hash:
@@ -314,5 +375,5 @@ async def _against_existing(
     before, after = _contribution(old.trust, old.values), _contribution(item.trust, item.values)
     counted = int(old.trust == ESTIMATED and item.trust != ESTIMATED)
     rollups.add(*item.key, {k: after[k] - before[k] for k in ROLLUP_FIELDS}, counted)
-    existing[item.key] = _Existing(old.id, item.content_hash, version, item.trust, dict(item.values))
+    existing[item.key] = Existing(old.id, item.content_hash, version, item.trust, dict(item.values))
     return Stored(StoreStatus.REVISED, old.id, version)
