@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
+from functools import lru_cache
 from typing import Any
 
 from nacl.signing import VerifyKey
@@ -111,36 +112,52 @@ def _epoch(moment: datetime | None) -> int | None:
     return None if moment is None else int(moment.timestamp())
 
 
+@lru_cache(maxsize=65_536)
 def _dt(epoch: int) -> datetime:
+    """Interval starts repeat across a batch's meters: convert each one once."""
     return datetime.fromtimestamp(epoch, UTC)
 
 
 @dataclass
 class _MeterState:
-    """The in-memory ingest state of one meter while a batch is processed."""
+    """The in-memory ingest state of one meter while a batch is processed; written back to its
+    row once, in `flush`."""
 
     row: MeterIngestState
     replay: ReplayWindow | None
     recent: dict[str, list[int]]
     last: dict[str, Any] | None  # the latest measured reading (for gap estimation)
+    first_start: int | None  # the oldest interval seen: no same-slot history before it
+    register_start: int | None
+    import_register: int | None
+    export_register: int | None
 
     @classmethod
     def load(cls, row: MeterIngestState, window: int) -> _MeterState:
         replay = None
         if row.seq_highest is not None and row.seq_bitmap is not None:
             replay = ReplayWindow.from_bitmap(row.seq_highest, row.seq_bitmap, window)
-        recent = {k: list(v) for k, v in (row.recent or {}).get("values", {}).items()}
-        return cls(row, replay, recent, (row.recent or {}).get("last"))
+        stored = row.recent or {}
+        recent = {k: list(v) for k, v in stored.get("values", {}).items()}
+        return cls(
+            row,
+            replay,
+            recent,
+            stored.get("last"),
+            stored.get("first_start"),
+            _epoch(row.register_interval_start),
+            row.last_import_register_wh,
+            row.last_export_register_wh,
+        )
 
     def registers(self, interval_s: int) -> vee.RegisterSnapshot | None:
-        row = self.row
-        if row.register_interval_start is None:
+        if self.register_start is None:
             return None
         return vee.RegisterSnapshot(
-            interval_start=int(row.register_interval_start.timestamp()),
+            interval_start=self.register_start,
             duration=interval_s,
-            import_register_wh=row.last_import_register_wh,
-            export_register_wh=row.last_export_register_wh,
+            import_register_wh=self.import_register,
+            export_register_wh=self.export_register,
         )
 
     def remember(self, reading: Reading) -> None:
@@ -148,28 +165,33 @@ class _MeterState:
             values = self.recent.setdefault(name, [])
             values.append(value)
             del values[:-RECENT_KEEP]
-        if reading.register_values():
-            current = self.row.register_interval_start
-            if current is None or reading.interval_start >= int(current.timestamp()):
-                self.row.register_interval_start = _dt(reading.interval_start)
-                self.row.last_import_register_wh = reading.import_register_wh
-                self.row.last_export_register_wh = reading.export_register_wh
+        if (reading.import_register_wh is not None or reading.export_register_wh is not None) and (
+            self.register_start is None or reading.interval_start >= self.register_start
+        ):
+            self.register_start = reading.interval_start
+            self.import_register = reading.import_register_wh
+            self.export_register = reading.export_register_wh
+        if self.first_start is None or reading.interval_start < self.first_start:
+            self.first_start = reading.interval_start
         if self.last is None or reading.interval_start >= int(self.last["interval_start"]):
             self.last = {
                 "interval_start": reading.interval_start,
                 "duration": reading.duration,
-                **{
-                    name: getattr(reading, name)
-                    for name in (*CHANNELS, "import_register_wh", "export_register_wh")
-                },
+                **{name: getattr(reading, name) for name in _VALUE_NAMES},
             }
-            self.row.last_interval_start = _dt(reading.interval_start)
 
     def flush(self) -> None:
+        row = self.row
         if self.replay is not None:
-            self.row.seq_highest = self.replay.highest
-            self.row.seq_bitmap = self.replay.bitmap_bytes()
-        self.row.recent = {"values": self.recent, "last": self.last}
+            row.seq_highest = self.replay.highest
+            row.seq_bitmap = self.replay.bitmap_bytes()
+        if self.register_start is not None:
+            row.register_interval_start = _dt(self.register_start)
+            row.last_import_register_wh = self.import_register
+            row.last_export_register_wh = self.export_register
+        if self.last is not None:
+            row.last_interval_start = _dt(int(self.last["interval_start"]))
+        row.recent = {"values": self.recent, "last": self.last, "first_start": self.first_start}
 
 
 def _last_reading(serial: str, last: dict[str, Any]) -> Reading:
@@ -264,7 +286,7 @@ class _Batch:
         readings = await self._authenticated(readings, meters, keys)
         states = await self._states(sorted({meters[r.meter_serial].id for _, r in readings}))
         stored = await self._stored(readings, meters)
-        medians = await self._medians(readings, meters)
+        medians = await self._medians(readings, meters, states)
         attested_ok = self._attested_policy(meters, keys)
 
         to_store: list[tuple[int, Reading, vee.VeeOutcome]] = []
@@ -409,16 +431,24 @@ class _Batch:
         }
 
     async def _medians(
-        self, readings: list[tuple[int, Reading]], meters: dict[str, Meter]
+        self,
+        readings: list[tuple[int, Reading]],
+        meters: dict[str, Meter],
+        states: dict[uuid.UUID, _MeterState],
     ) -> dict[tuple[uuid.UUID, int, int], dict[str, int]]:
         """Same-slot values of the previous 7 days for readings with energy (spike rule)."""
         wanted: dict[tuple[uuid.UUID, int, datetime], tuple[uuid.UUID, int, int]] = {}
         for _, reading in readings:
             if not any(reading.channel_values().values()):
                 continue
-            key = (meters[reading.meter_serial].id, reading.channel, reading.interval_start)
+            meter_id = meters[reading.meter_serial].id
+            first = states[meter_id].first_start
+            key = (meter_id, reading.channel, reading.interval_start)
             for days in range(1, SLOT_DAYS + 1):
-                wanted[(key[0], key[1], _dt(reading.interval_start - days * DAY_S))] = key
+                probe = reading.interval_start - days * DAY_S
+                if first is None or probe < first:
+                    break  # nothing was ever stored this far back
+                wanted[(meter_id, reading.channel, _dt(probe))] = key
         history: dict[tuple[uuid.UUID, int, int], dict[str, list[int]]] = defaultdict(
             lambda: defaultdict(list)
         )

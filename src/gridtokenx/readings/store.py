@@ -67,7 +67,7 @@ class NewReading:
     extras: dict[str, Any] = field(default_factory=dict)
     id: uuid.UUID = field(default_factory=uuid.uuid4)
 
-    @property
+    @cached_property
     def key(self) -> Key:
         return (self.meter_id, self.channel, self.interval_start)
 

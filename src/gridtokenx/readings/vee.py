@@ -313,10 +313,12 @@ def _ceiling(reading: Reading, ctx: VeeContext, cfg: VeeConfig) -> Rejection | N
 def _capacity(reading: Reading, ctx: VeeContext, cfg: VeeConfig) -> Rejection | None:
     if ctx.nameplate_w is None:
         return None
-    limit = Fraction(ctx.nameplate_w * reading.duration, 3600) * cfg.capacity_margin
-    for name in (GENERATION, EXPORT):
-        value = reading.channel_values().get(name)
-        if value is not None and value > limit:
+    margin = cfg.capacity_margin
+    # value > nameplate x duration / 3600 x margin, in integers (this runs for every reading)
+    bound = ctx.nameplate_w * reading.duration * margin.numerator
+    for name, value in ((GENERATION, reading.generation_wh), (EXPORT, reading.export_wh)):
+        if value is not None and value * 3600 * margin.denominator > bound:
+            limit = Fraction(bound, 3600 * margin.denominator)
             message = f"{name} of {value} Wh exceeds nameplate x interval x margin ({int(limit)} Wh)"
             return Rejection(Rule.CAPACITY, Reject.EXCEEDS_CAPACITY, message)
     return None
@@ -432,6 +434,8 @@ def _balance(reading: Reading, ctx: VeeContext, cfg: VeeConfig) -> set[str]:
 
 
 def _device_quality(reading: Reading, ctx: VeeContext, cfg: VeeConfig) -> set[str]:
+    if not reading.quality:
+        return set()
     bits = QualityBit(reading.quality & 0xF)
     flags: set[str] = set()
     if bits & (QualityBit.CLOCK_INVALID | QualityBit.CLOCK_ADJUSTED):
