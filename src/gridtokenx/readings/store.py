@@ -102,7 +102,13 @@ def _contribution(trust: str, values: dict[str, int | None]) -> dict[str, int]:
     """What a reading adds to rollups: estimates never count as measured energy."""
     if trust == ESTIMATED:
         return dict.fromkeys(ROLLUP_FIELDS, 0)
-    return {name: int(values.get(name) or 0) for name in ROLLUP_FIELDS}
+    get = values.get
+    return {
+        "import_wh": get("import_wh") or 0,
+        "export_wh": get("export_wh") or 0,
+        "generation_wh": get("generation_wh") or 0,
+        "consumption_wh": get("consumption_wh") or 0,
+    }
 
 
 def _as_utc(moment: datetime) -> datetime:

@@ -428,7 +428,11 @@ def _night(reading: Reading, ctx: VeeContext, cfg: VeeConfig) -> set[str]:
 
 
 def _balance(reading: Reading, ctx: VeeContext, cfg: VeeConfig) -> set[str]:
-    if reading.generation_wh is None or reading.export_wh <= reading.generation_wh * cfg.export_margin:
+    margin = cfg.export_margin
+    if (
+        reading.generation_wh is None
+        or reading.export_wh * margin.denominator <= reading.generation_wh * margin.numerator
+    ):
         return set()
     return {Flag.EXPORT_EXCEEDS_GENERATION}
 
