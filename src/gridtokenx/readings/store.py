@@ -288,33 +288,40 @@ async def _revise(session: AsyncSession, item: NewReading, old: Existing) -> int
 
 
 class RollupDelta:
-    """Sums per (meter, channel, bucket) to add to a rollup table in one upsert."""
+    """Sums per (meter, channel, hour) to add to the rollup tables in one upsert each; the daily
+    sums are folded from the hourly ones when applied."""
 
     def __init__(self) -> None:
-        self.hourly: dict[Key, dict[str, int]] = defaultdict(
-            lambda: dict.fromkeys((*ROLLUP_FIELDS, "readings"), 0)
-        )
-        self.daily: dict[Key, dict[str, int]] = defaultdict(
-            lambda: dict.fromkeys((*ROLLUP_FIELDS, "readings"), 0)
-        )
+        self.hourly: dict[Key, list[int]] = {}
 
     def add(
         self, meter_id: uuid.UUID, channel: int, start: datetime, delta: dict[str, int], count: int
     ) -> None:
-        hour = start.replace(minute=0, second=0, microsecond=0)
-        day = hour.replace(hour=0)
-        for table, bucket in ((self.hourly, hour), (self.daily, day)):
-            sums = table[(meter_id, channel, bucket)]
-            for name, value in delta.items():
-                sums[name] += value
-            sums["readings"] += count
+        key = (meter_id, channel, start.replace(minute=0, second=0, microsecond=0))
+        sums = self.hourly.get(key)
+        if sums is None:
+            sums = self.hourly[key] = [0, 0, 0, 0, 0]
+        sums[0] += delta["import_wh"]
+        sums[1] += delta["export_wh"]
+        sums[2] += delta["generation_wh"]
+        sums[3] += delta["consumption_wh"]
+        sums[4] += count
+
+    def daily(self) -> dict[Key, list[int]]:
+        days: dict[Key, list[int]] = defaultdict(lambda: [0, 0, 0, 0, 0])
+        for (meter_id, channel, hour), sums in self.hourly.items():
+            day = days[(meter_id, channel, hour.replace(hour=0))]
+            for i, value in enumerate(sums):
+                day[i] += value
+        return days
 
     async def apply(self, session: AsyncSession) -> None:
-        for model, sums in ((HourlyRollup, self.hourly), (DailyRollup, self.daily)):
+        names = (*ROLLUP_FIELDS, "readings")
+        for model, sums in ((HourlyRollup, self.hourly), (DailyRollup, self.daily())):
             rows = [
-                {"meter_id": k[0], "channel": k[1], "bucket_start": k[2], **v}
+                {"meter_id": k[0], "channel": k[1], "bucket_start": k[2], **dict(zip(names, v, strict=True))}
                 for k, v in sorted(sums.items(), key=lambda kv: (str(kv[0][0]), kv[0][1], kv[0][2]))
-                if any(v.values())
+                if any(v)
             ]
             if not rows:
                 continue
@@ -322,7 +329,7 @@ class RollupDelta:
             table = model.__table__
             stmt = stmt.on_conflict_do_update(
                 index_elements=["meter_id", "channel", "bucket_start"],
-                set_={name: table.c[name] + stmt.excluded[name] for name in (*ROLLUP_FIELDS, "readings")},
+                set_={name: table.c[name] + stmt.excluded[name] for name in names},
             )
             await session.execute(stmt, rows)
 
