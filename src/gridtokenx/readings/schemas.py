@@ -10,13 +10,6 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 
-class BatchResult(BaseModel):
-    accepted: int
-    duplicates: int
-    rejected: int
-    results: list[dict[str, Any]]
-
-
 class JobOut(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
