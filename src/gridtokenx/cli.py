@@ -148,6 +148,42 @@ def admin_create(
         console.print(f"password: [bold]{password}[/bold] (shown once)")
 
 
+async def issue_api_key(email: str, name: str, scopes: list[str], raw_key: str | None) -> str:
+    from sqlalchemy import select
+
+    from gridtokenx.accounts.models import User
+    from gridtokenx.accounts.service import create_api_key, normalise_email
+    from gridtokenx.core.db import Database
+
+    settings = get_settings()
+    db = Database(settings.effective_database_url)
+    try:
+        async with db.session() as session:
+            user = await session.scalar(select(User).where(User.email == normalise_email(email)))
+            if user is None:
+                raise typer.BadParameter(f"no account with email {email}")
+            _, key = await create_api_key(session, user, name, scopes, raw_key)
+            return key
+    finally:
+        await db.dispose()
+
+
+@admin_app.command("api-key")
+@friendly_errors
+def admin_api_key(
+    email: Annotated[str, typer.Option(help="Owner of the key (an admin key may report for every meter).")],
+    name: Annotated[str, typer.Option(help="What the key is for.")] = "head-end",
+    scope: Annotated[list[str], typer.Option(help="Scopes, repeatable.")] = ["readings:write"],  # noqa: B006
+    key: Annotated[
+        str | None,
+        typer.Option(help="Import an existing key of a head-end system instead of generating one."),
+    ] = None,
+) -> None:
+    """Issue an API key (shown once; only its hash is stored), or import a legacy head-end key."""
+    issued = asyncio.run(issue_api_key(email, name, scope, key))
+    console.print("imported; only its hash is stored" if key else f"key: [bold]{issued}[/bold] (shown once)")
+
+
 @app.command()
 @friendly_errors
 def demo(

@@ -84,3 +84,39 @@ def test_cli_admin_create(tmp_path, monkeypatch) -> None:  # type: ignore[no-unt
     assert result.exit_code == 0, result.output
     assert "boss@example.com" in result.output and "password:" in result.output
     assert (tmp_path / "gridtokenx.db").exists()
+
+
+def test_cli_imports_a_legacy_head_end_key(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import asyncio
+
+    from gridtokenx.accounts.service import authenticate_api_key
+    from gridtokenx.cli import app
+    from gridtokenx.core.db import Database
+    from gridtokenx.core.settings import get_settings
+
+    monkeypatch.setenv("GRIDTOKENX_DATA_DIR", str(tmp_path))
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    get_settings.cache_clear()
+    legacy = "engineering-department-api-key-2025"
+    try:
+        runner = CliRunner()
+        assert runner.invoke(app, ["admin", "create", "--email", "utility@example.com"]).exit_code == 0
+        result = runner.invoke(app, ["admin", "api-key", "--email", "utility@example.com", "--key", legacy])
+        assert result.exit_code == 0, result.output
+        assert legacy not in result.output
+        missing = runner.invoke(app, ["admin", "api-key", "--email", "nobody@example.com"])
+        assert missing.exit_code != 0
+    finally:
+        get_settings.cache_clear()
+
+    async def owner_of_key() -> str:
+        db = Database(f"sqlite+aiosqlite:///{tmp_path / 'gridtokenx.db'}")
+        try:
+            async with db.session() as session:
+                user, key = await authenticate_api_key(session, legacy)
+                assert key.scopes == ["readings:write"]
+                return user.email
+        finally:
+            await db.dispose()
+
+    assert asyncio.run(owner_of_key()) == "utility@example.com"
