@@ -37,12 +37,12 @@ not depend on the order of the input lists. `verify` re-checks a result in O(n) 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from fractions import Fraction
 
-from gridtokenx.market.clearing_book import read_book, read_k
+from gridtokenx.market.clearing_book import Side, read_book, read_k
 from gridtokenx.market.clearing_model import Certificate, ClearingResult, Order
-from gridtokenx.market.clearing_result import assemble
+from gridtokenx.market.clearing_result import Allocation, assemble
 from gridtokenx.market.clearing_selftrade import market_side, self_trade_cancellations
 from gridtokenx.market.clearing_sweep import sweep
 from gridtokenx.market.clearing_verify import verify
@@ -59,8 +59,21 @@ def clear(
     k: Fraction = Fraction(1, 2),
 ) -> ClearingResult:
     """Clear one auction under rule R (see the module docstring). Pure: no I/O, no clock, no randomness."""
+    return solve(bids, offers, price_cap, price_floor, k, sweep)
+
+
+def solve(
+    bids: Sequence[Order],
+    offers: Sequence[Order],
+    price_cap: int | None,
+    price_floor: int | None,
+    k: Fraction,
+    allocate: Callable[[Side, Side], Allocation | None],
+) -> ClearingResult:
+    """Validate the book, net self-trades, allocate with `allocate`, then price and pay; shared by
+    `clear` and the brute-force reference so the two differ only in how they allocate."""
     weight = read_k(k)
     bid_book, offer_book = read_book(bids, offers, price_floor, price_cap)
     cancelled = self_trade_cancellations(bid_book, offer_book)
     bids_in, offers_in = market_side(bid_book, cancelled), market_side(offer_book, cancelled)
-    return assemble(bids_in, offers_in, sweep(bids_in, offers_in), weight, cancelled)
+    return assemble(bids_in, offers_in, allocate(bids_in, offers_in), weight, cancelled)

@@ -13,11 +13,11 @@ from fractions import Fraction
 
 import numpy as np
 
+from gridtokenx.market.clearing import solve
 from gridtokenx.market.clearing_apportion import ration
-from gridtokenx.market.clearing_book import Side, read_book, read_k
+from gridtokenx.market.clearing_book import Side
 from gridtokenx.market.clearing_model import ClearingResult, Order
-from gridtokenx.market.clearing_result import Allocation, assemble
-from gridtokenx.market.clearing_selftrade import market_side, self_trade_cancellations
+from gridtokenx.market.clearing_result import Allocation
 
 
 def clear_reference(
@@ -29,11 +29,7 @@ def clear_reference(
     k: Fraction = Fraction(1, 2),
 ) -> ClearingResult:
     """Same contract and result as `clear`, computed the slow, obvious way."""
-    weight = read_k(k)
-    bid_book, offer_book = read_book(bids, offers, price_floor, price_cap)
-    cancelled = self_trade_cancellations(bid_book, offer_book)
-    bids_in, offers_in = market_side(bid_book, cancelled), market_side(offer_book, cancelled)
-    return assemble(bids_in, offers_in, _allocate(bids_in, offers_in), weight, cancelled)
+    return solve(bids, offers, price_cap, price_floor, k, _allocate)
 
 
 def _allocate(bids: Side, offers: Side) -> Allocation | None:
