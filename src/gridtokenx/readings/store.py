@@ -214,10 +214,10 @@ _PG_COLUMNS = (
     ("received_at", "timestamptz"),
 )
 _JSON_COLUMNS = {"flags", "extras"}
+_PG_OURS = "SELECT id FROM meter_readings WHERE id = ANY($1::uuid[])"
 _PG_INSERT = (
     "INSERT INTO meter_readings ({names}) SELECT {select} FROM unnest({arrays}) AS u({names}) "
-    "ON CONFLICT (meter_id, channel, interval_start) DO NOTHING "
-    "RETURNING meter_id, channel, interval_start"
+    "ON CONFLICT (meter_id, channel, interval_start) DO NOTHING"
 ).format(
     names=", ".join(name for name, _ in _PG_COLUMNS),
     select=", ".join(f"{name}::json" if name in _JSON_COLUMNS else name for name, _ in _PG_COLUMNS),
@@ -239,9 +239,13 @@ async def _insert_new_pg(session: AsyncSession, items: list[NewReading]) -> set[
         else:
             arrays.append([row[name] for row in rows])
     connection = await session.connection()
-    raw = await connection.get_raw_connection()
-    records = await raw.driver_connection.fetch(_PG_INSERT, *arrays)  # type: ignore[union-attr]
-    return {(r[0], r[1], r[2]) for r in records}
+    driver = (await connection.get_raw_connection()).driver_connection
+    status = await driver.execute(_PG_INSERT, *arrays)  # type: ignore[union-attr]
+    if int(status.rsplit(" ", 1)[-1]) == len(items):
+        return {item.key for item in items}  # the usual case: no concurrent writer won a key
+    ours = await driver.fetch(_PG_OURS, [item.id for item in items])  # type: ignore[union-attr]
+    mine = {record[0] for record in ours}
+    return {item.key for item in items if item.id in mine}
 
 
 async def _insert_new(session: AsyncSession, items: list[NewReading]) -> set[Key]:
