@@ -15,6 +15,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from decimal import Decimal
 from enum import StrEnum
 from functools import lru_cache
 from typing import Any
@@ -42,6 +43,7 @@ from gridtokenx.readings.store import (
     Key,
     NewReading,
     StoreStatus,
+    as_utc,
     load_existing,
     rows_by_keys,
     store_readings,
@@ -464,7 +466,7 @@ class _Batch:
         columns = [getattr(MeterReading, n) for n in CHANNELS]
         rows = await rows_by_keys(self.session, wanted, *columns, where=MeterReading.trust != Trust.ESTIMATED)
         for row in rows:
-            target = wanted[(row[0], row[1], _as_utc(row[2]))]
+            target = wanted[(row[0], row[1], as_utc(row[2]))]
             for name, value in zip(CHANNELS, row[3:], strict=True):
                 if value is not None:
                     history[target][name].append(int(value))
@@ -647,8 +649,6 @@ def _new_row(reading: Reading, meter_id: uuid.UUID, flags: list[str], mintable_w
 
 def _jsonable(value: Any) -> Any:
     """Extras keep every field the client sent; Decimals are stored as their exact text."""
-    from decimal import Decimal
-
     if isinstance(value, dict):
         return {str(k): _jsonable(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
@@ -658,12 +658,8 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-def _as_utc(moment: datetime) -> datetime:
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
 def _epoch_of(moment: datetime) -> int:
-    return int(_as_utc(moment).timestamp())
+    return int(as_utc(moment).timestamp())
 
 
 def _median(values: list[int]) -> int:

@@ -111,7 +111,7 @@ def _contribution(trust: str, values: dict[str, int | None]) -> dict[str, int]:
     }
 
 
-def _as_utc(moment: datetime) -> datetime:
+def as_utc(moment: datetime) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
@@ -145,7 +145,7 @@ async def rows_by_keys(
         if where is not None:
             query = query.where(where)
         for row in await session.execute(query):
-            if (row[0], row[1], _as_utc(row[2])) in wanted:
+            if (row[0], row[1], as_utc(row[2])) in wanted:
                 found.append(row)
         start = end
     return found
@@ -163,7 +163,7 @@ async def load_existing(session: AsyncSession, keys: Sequence[Key]) -> dict[Key,
         *(getattr(MeterReading, name) for name in VALUE_FIELDS),
     )
     for row in rows:
-        key = (row[0], row[1], _as_utc(row[2]))
+        key = (row[0], row[1], as_utc(row[2]))
         values = {name: row[7 + i] for i, name in enumerate(VALUE_FIELDS)}
         found[key] = Existing(row[3], row[4], row[5], row[6], values)
     return found
@@ -260,7 +260,7 @@ async def _insert_new(session: AsyncSession, items: list[NewReading]) -> set[Key
         .returning(MeterReading.meter_id, MeterReading.channel, MeterReading.interval_start)
     )
     result = await session.execute(stmt, [_row(item) for item in items])
-    return {(row[0], row[1], _as_utc(row[2])) for row in result}
+    return {(row[0], row[1], as_utc(row[2])) for row in result}
 
 
 async def _revise(session: AsyncSession, item: NewReading, old: Existing) -> int:
