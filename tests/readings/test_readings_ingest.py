@@ -184,3 +184,31 @@ async def test_unsigned_native_reading_is_refused(client: httpx.AsyncClient, ctx
     )
     assert response.status_code == 401 and error_code(response) == "SIGNATURE_MISSING"
     assert SigningKey  # PyNaCl is the signer of record
+
+
+async def test_concurrent_identical_batches_store_each_reading_once(
+    client: httpx.AsyncClient, ctx: AppContext
+) -> None:
+    """Two gateway workers racing on the same batch: every reading lands once, the rest are duplicates."""
+    from sqlalchemy import func, select
+
+    from gridtokenx.accounts.models import User
+    from gridtokenx.readings.envelope import decode_batch, to_reading
+    from gridtokenx.readings.models import MeterReading
+    from gridtokenx.readings.pipeline import IngestPipeline, Submitter
+
+    device = await make_device(client, ctx)
+    start = aligned_now(40)
+    body = device.signed_batch([start + i * INTERVAL for i in range(20)])
+    readings = [to_reading(native, device.network_id) for native in decode_batch(body)]
+    async with ctx.db.session() as session:
+        owner = await session.scalar(select(User).where(User.email == "owner@example.com"))
+    pipeline = ctx.extras["ingest_pipeline"]
+    assert isinstance(pipeline, IngestPipeline)
+    first, second = await asyncio.gather(
+        pipeline.ingest(Submitter(owner), readings), pipeline.ingest(Submitter(owner), readings)
+    )
+    statuses = sorted(r.status.value for r in first + second)
+    assert statuses == ["accepted"] * 20 + ["duplicate"] * 20
+    async with ctx.db.session() as session:
+        assert await session.scalar(select(func.count()).select_from(MeterReading)) == 20
