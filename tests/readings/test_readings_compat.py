@@ -251,3 +251,39 @@ async def test_submit_batch_route_the_original_gateway_lacked(
         headers={**bearer(key), "content-type": "application/json"},
     )
     assert broken.status_code == 422 and error_code(broken) == "SCHEMA_INVALID"
+
+
+async def test_legacy_reading_signed_by_a_provisioned_key_is_device_signed(
+    client: httpx.AsyncClient, ctx: AppContext
+) -> None:
+    from decimal import Decimal
+
+    import base58
+
+    from gridtokenx.readings.legacy import device_kwh_message
+    from gridtokenx.readings.signing import DeviceKey
+
+    owner, key = await _operator(client, ctx)
+    admin = await admin_token(client, ctx, "keys@example.com")
+    device = DeviceKey.generate()
+    provisioned = await client.post(
+        "/api/admin/devices/register",
+        json={"serial": SERIAL, "public_key": device.public_key_base58},
+        headers=bearer(admin),
+    )
+    assert provisioned.status_code == 201
+    moment = _stamp(45)
+    body = _a1_payload(moment, 0.75)
+    message = device_kwh_message(SERIAL, Decimal("0.75"), int(moment.timestamp()) * 1000)
+    body["meter_signature"] = base58.b58encode(device.sign(message)).decode()
+    signed = await client.post(f"/api/v1/meters/{SERIAL}/readings", json=body, headers=bearer(key))
+    assert signed.status_code == 200 and signed.json()["trust"] == "device-signed", signed.text
+
+    forged = {**_a1_payload(_stamp(60), 0.75), "meter_signature": body["meter_signature"]}
+    attested = await client.post(f"/api/v1/meters/{SERIAL}/readings", json=forged, headers=bearer(key))
+    assert attested.status_code == 200 and attested.json()["trust"] == "gateway-attested"
+
+    meter_id = (await client.get("/api/meters/registered", headers=bearer(owner))).json()[0]["id"]
+    items = (await client.get(f"/api/meters/{meter_id}/readings", headers=bearer(owner))).json()["items"]
+    telemetry = next(i for i in items if i["trust"] == "device-signed")["extras"]
+    assert telemetry["voltage"] == "239.87" and telemetry["zone_id"] == 3  # unknown fields kept, exactly

@@ -46,6 +46,7 @@ class ReadingOut(BaseModel):
     mintable_wh: int
     seq: int | None
     key_id: str | None
+    extras: dict[str, Any]
     received_at: datetime
 
 
