@@ -60,7 +60,7 @@ class ItemStatus(StrEnum):
     REJECTED = "rejected"
 
 
-@dataclass
+@dataclass(slots=True)
 class ItemResult:
     index: int
     status: ItemStatus
@@ -301,15 +301,24 @@ class _Batch:
         stored = await self._stored(readings, meters)
         medians = await self._medians(readings, meters, states)
         attested_ok = self._attested_policy(meters, keys)
+        facts = self._meter_facts(meters, attested_ok)
+        meter_ids = {serial: meter.id for serial, meter in meters.items()}
 
         to_store: list[tuple[int, Reading, vee.VeeOutcome]] = []
         for index, reading in sorted(
             readings, key=lambda ir: (ir[1].meter_serial, ir[1].interval_start, ir[0])
         ):
-            meter = meters[reading.meter_serial]
-            state = states[meter.id]
-            key = (meter.id, reading.channel, reading.interval_start)
-            ctx = self._context(meter, state, stored.get(key), medians.get(key, {}), attested_ok[meter.id])
+            meter_id = meter_ids[reading.meter_serial]
+            state = states[meter_id]
+            key = (meter_id, reading.channel, reading.interval_start)
+            ctx = vee.VeeContext(
+                **facts[reading.meter_serial],
+                replay=state.replay,
+                stored=stored.get(key),
+                previous_registers=state.registers(facts[reading.meter_serial]["interval_s"]),
+                same_slot_median=medians.get(key, {}),
+                recent_values=state.recent,
+            )
             outcome = vee.evaluate(reading, ctx, self.p.vee_config)
             if outcome.rejection is not None:
                 rejection = outcome.rejection
@@ -480,31 +489,25 @@ class _Batch:
             for m in meters.values()
         }
 
-    def _context(
-        self,
-        meter: Meter,
-        state: _MeterState,
-        stored: dict[str, int | None] | None,
-        medians: dict[str, int],
-        attested_ok: bool,
-    ) -> vee.VeeContext:
-        return vee.VeeContext(
-            now=self.now,
-            interval_s=meter.interval_seconds,
-            meter_active=meter.status == MeterStatus.ACTIVE,
-            commissioned_at=_epoch(meter.commissioned_at),
-            nameplate_w=meter.capacity_w,
-            attested_mintable=attested_ok,
-            replay=state.replay,
-            stored=stored,
-            previous_registers=state.registers(meter.interval_seconds),
-            register_modulus_wh=meter.register_modulus_wh,
-            baseline_reset_at=_epoch(meter.register_reset_at),
-            same_slot_median=medians,
-            recent_values=state.recent,
-            latitude=meter.latitude,
-            longitude=meter.longitude,
-        )
+    def _meter_facts(
+        self, meters: dict[str, Meter], attested_ok: dict[uuid.UUID, bool]
+    ) -> dict[str, dict[str, Any]]:
+        """The per-meter part of every reading's VEE context, read off the ORM objects once."""
+        return {
+            serial: {
+                "now": self.now,
+                "interval_s": meter.interval_seconds,
+                "meter_active": meter.status == MeterStatus.ACTIVE,
+                "commissioned_at": _epoch(meter.commissioned_at),
+                "nameplate_w": meter.capacity_w,
+                "attested_mintable": attested_ok[meter.id],
+                "register_modulus_wh": meter.register_modulus_wh,
+                "baseline_reset_at": _epoch(meter.register_reset_at),
+                "latitude": meter.latitude,
+                "longitude": meter.longitude,
+            }
+            for serial, meter in meters.items()
+        }
 
     def _estimates(
         self,
