@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -41,7 +42,16 @@ def create_app(settings: Settings | None = None, *, context: AppContext | None =
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if _should_migrate(settings):
             await upgrade(ctx.db)
+        mqtt_ingest = None
+        if settings.mqtt_broker_host:
+            from gridtokenx.readings.mqtt import MqttIngest
+
+            mqtt_ingest = MqttIngest(settings, ctx.extras["ingest_pipeline"], asyncio.get_running_loop())
+            mqtt_ingest.start()
+            ctx.extras["mqtt_ingest"] = mqtt_ingest
         yield
+        if mqtt_ingest is not None:
+            mqtt_ingest.stop()
         if context is None:
             await ctx.close()
 

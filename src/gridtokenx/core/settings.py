@@ -56,6 +56,8 @@ class Settings(BaseSettings):
     mqtt_use_tls: bool = env("mqtt_use_tls", "MQTT_USE_TLS", default=False)
     mqtt_username: str | None = env("mqtt_username", "MQTT_USERNAME", default=None)
     mqtt_password: str | None = env("mqtt_password", "MQTT_PASSWORD", default=None)
+    mqtt_topic_prefix: str = env("mqtt_topic_prefix", default="gridtokenx", pattern=r"^[A-Za-z0-9_/-]{1,64}$")
+    mqtt_shared_group: str | None = env("mqtt_shared_group", default="gridtokenx-gateways")
 
     # --- HTTP --------------------------------------------------------------------------------------
     cors_origins: list[str] = env("cors_origins", "CORS_ALLOWED_ORIGINS", default_factory=list)
