@@ -70,18 +70,15 @@ def serve(
 @friendly_errors
 def db_upgrade(revision: Annotated[str, typer.Argument()] = "head") -> None:
     """Apply the database migrations."""
-    from gridtokenx.core.db import Database
+    from gridtokenx.core.db import open_database
     from gridtokenx.core.migrate import current_revision, upgrade
 
     settings = get_settings()
 
     async def run() -> str | None:
-        db = Database(settings.effective_database_url)
-        try:
+        async with open_database(settings.effective_database_url) as db:
             await upgrade(db, revision)
             return await current_revision(db)
-        finally:
-            await db.dispose()
 
     console.print(f"database at revision [bold]{asyncio.run(run())}[/bold]")
 
@@ -90,7 +87,7 @@ def db_upgrade(revision: Annotated[str, typer.Argument()] = "head") -> None:
 @friendly_errors
 def db_retention() -> None:
     """Drop readings older than GRIDTOKENX_READINGS_RETENTION_DAYS (whole partitions on PostgreSQL)."""
-    from gridtokenx.core.db import Database
+    from gridtokenx.core.db import open_database
     from gridtokenx.core.types import utcnow
     from gridtokenx.readings.partitions import PartitionManager
 
@@ -100,11 +97,8 @@ def db_retention() -> None:
         return
 
     async def run() -> int:
-        db = Database(settings.effective_database_url)
-        try:
+        async with open_database(settings.effective_database_url) as db:
             return await PartitionManager(db).apply_retention(settings.readings_retention_days, utcnow())
-        finally:
-            await db.dispose()
 
     removed = asyncio.run(run())
     unit = "rows" if settings.is_sqlite else "monthly partitions"
@@ -113,19 +107,16 @@ def db_retention() -> None:
 
 async def create_admin_account(email: str, password: str) -> str:
     from gridtokenx.accounts.service import create_admin
-    from gridtokenx.core.db import Database
+    from gridtokenx.core.db import open_database
     from gridtokenx.core.migrate import upgrade
 
     settings = get_settings()
-    db = Database(settings.effective_database_url)
-    try:
+    async with open_database(settings.effective_database_url) as db:
         if settings.is_sqlite:
             await upgrade(db)
         async with db.session() as session:
             user = await create_admin(session, email, password)
             return str(user.id)
-    finally:
-        await db.dispose()
 
 
 @admin_app.command("create")
@@ -153,19 +144,15 @@ async def issue_api_key(email: str, name: str, scopes: list[str], raw_key: str |
 
     from gridtokenx.accounts.models import User
     from gridtokenx.accounts.service import create_api_key, normalise_email
-    from gridtokenx.core.db import Database
+    from gridtokenx.core.db import open_database
 
     settings = get_settings()
-    db = Database(settings.effective_database_url)
-    try:
-        async with db.session() as session:
-            user = await session.scalar(select(User).where(User.email == normalise_email(email)))
-            if user is None:
-                raise typer.BadParameter(f"no account with email {email}")
-            _, key = await create_api_key(session, user, name, scopes, raw_key)
-            return key
-    finally:
-        await db.dispose()
+    async with open_database(settings.effective_database_url) as db, db.session() as session:
+        user = await session.scalar(select(User).where(User.email == normalise_email(email)))
+        if user is None:
+            raise typer.BadParameter(f"no account with email {email}")
+        _, key = await create_api_key(session, user, name, scopes, raw_key)
+        return key
 
 
 @admin_app.command("api-key")

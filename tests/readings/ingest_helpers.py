@@ -80,7 +80,3 @@ async def make_device(
     )
     assert response.status_code == 201, response.text
     return Device(serial, key, ctx.settings.network_id, created["id"], owner, admin)
-
-
-def post_json(body: bytes) -> dict[str, str]:
-    return {"content-type": "application/json"}

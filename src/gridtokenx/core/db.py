@@ -75,3 +75,13 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+
+
+@asynccontextmanager
+async def open_database(url: str) -> AsyncIterator[Database]:
+    """A `Database` for the length of one command, disposed however the command ends."""
+    db = Database(url)
+    try:
+        yield db
+    finally:
+        await db.dispose()

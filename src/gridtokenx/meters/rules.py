@@ -52,6 +52,12 @@ def key_covers(key: KeyWindow, reading_time: datetime) -> bool:
     return key.valid_until is None or reading_time < key.valid_until
 
 
+def attested_mintable(explicit: bool | None, has_device_key: bool) -> bool:
+    """May gateway-attested readings of a meter be minted? The meter's explicit policy, else only
+    while the meter has no device key (a signed source exists, so unsigned data must not mint)."""
+    return explicit if explicit is not None else not has_device_key
+
+
 def interval_valid(seconds: int) -> bool:
     return MIN_INTERVAL_SECONDS <= seconds <= MAX_INTERVAL_SECONDS and 86_400 % seconds == 0
 

@@ -236,13 +236,3 @@ async def revoke_keys(
         key.revoke_reason = reason
     await session.flush()
     return keys
-
-
-async def attested_mintable(session: AsyncSession, meter: Meter) -> bool:
-    """Per-meter policy for gateway-attested readings: explicit, else allowed only without device keys."""
-    if meter.attested_mintable is not None:
-        return meter.attested_mintable
-    count = await session.scalar(
-        select(func.count()).select_from(DeviceKey).where(DeviceKey.meter_id == meter.id)
-    )
-    return not count

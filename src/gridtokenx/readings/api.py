@@ -14,7 +14,7 @@ from fastapi.responses import JSONResponse, Response
 
 from gridtokenx.accounts.deps import CurrentUser, Principal, require_scope
 from gridtokenx.core.deps import Ctx, DbSession
-from gridtokenx.core.errors import ApiError, error_response
+from gridtokenx.core.errors import ApiError
 from gridtokenx.core.types import utcnow
 from gridtokenx.core.units import wh_to_kwh
 from gridtokenx.meters.service import owned_meter
@@ -69,11 +69,19 @@ def _request_error(error: ReadingError) -> ApiError:
     )
 
 
+def _rejection(result: ItemResult) -> ApiError:
+    """A rejected item as the error envelope of a single-reading request."""
+    return ApiError(
+        result.message or "",
+        code=result.code or "REJECTED",
+        status_code=result.http_status,
+        details={"path": result.path},
+    )
+
+
 def _single(result: ItemResult, created_status: int = 201) -> JSONResponse:
     if result.status is ItemStatus.REJECTED:
-        return error_response(
-            result.http_status, result.code or "REJECTED", result.message or "", {"path": result.path}
-        )
+        raise _rejection(result)
     body = result.as_dict()
     body.pop("index")
     return JSONResponse(body, status_code=created_status if result.status is ItemStatus.ACCEPTED else 200)
@@ -157,15 +165,6 @@ async def get_job(job_id: uuid.UUID, user: CurrentUser, session: DbSession) -> J
 # --- the original platform's routes -----------------------------------------------------------
 
 
-def _legacy_failure(result: ItemResult) -> ApiError:
-    return ApiError(
-        result.message or "",
-        code=result.code or "REJECTED",
-        status_code=result.http_status,
-        details={"path": result.path},
-    )
-
-
 async def _ingest_one(
     pipeline: IngestPipeline, principal: Principal, parse: Any
 ) -> tuple[Reading, ItemResult]:
@@ -175,7 +174,7 @@ async def _ingest_one(
         raise _request_error(error) from None
     result = (await pipeline.ingest(Submitter(principal.user), [reading]))[0]
     if result.status is ItemStatus.REJECTED:
-        raise _legacy_failure(result)
+        raise _rejection(result)
     return reading, result
 
 

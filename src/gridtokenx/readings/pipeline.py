@@ -29,7 +29,7 @@ from gridtokenx.core.db import Database
 from gridtokenx.core.types import utcnow
 from gridtokenx.events.bus import EventBus, Outbox
 from gridtokenx.meters.models import DeviceKey, KeyStatus, Meter, MeterStatus
-from gridtokenx.meters.rules import KeyWindow, key_covers
+from gridtokenx.meters.rules import KeyWindow, attested_mintable, key_covers
 from gridtokenx.readings import vee
 from gridtokenx.readings.errors import ReadingError, http_status
 from gridtokenx.readings.intervals import MAX_ESTIMATED_GAP_S, assign_interval, estimate_gap
@@ -114,7 +114,7 @@ def _reject(index: int, code: str, message: str, status: int = 422, path: str | 
 
 
 def _epoch(moment: datetime | None) -> int | None:
-    return None if moment is None else int(moment.timestamp())
+    return None if moment is None else int(as_utc(moment).timestamp())
 
 
 _READING_SLOTS = tuple(f.name for f in dataclasses.fields(Reading))
@@ -448,7 +448,7 @@ class _Batch:
         keys = list({(meters[r.meter_serial].id, r.channel, _dt(r.interval_start)) for _, r in readings})
         self.existing = await load_existing(self.session, keys)
         return {
-            (key[0], key[1], _epoch_of(key[2])): found.values
+            (key[0], key[1], int(key[2].timestamp())): found.values
             for key, found in self.existing.items()
             if found.trust != Trust.ESTIMATED
         }
@@ -487,10 +487,7 @@ class _Batch:
     def _attested_policy(
         self, meters: dict[str, Meter], keys: dict[uuid.UUID, list[DeviceKey]]
     ) -> dict[uuid.UUID, bool]:
-        return {
-            m.id: m.attested_mintable if m.attested_mintable is not None else not keys.get(m.id)
-            for m in meters.values()
-        }
+        return {m.id: attested_mintable(m.attested_mintable, bool(keys.get(m.id))) for m in meters.values()}
 
     def _meter_facts(
         self, meters: dict[str, Meter], attested_ok: dict[uuid.UUID, bool]
@@ -662,10 +659,6 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, Decimal):
         return str(value)
     return value
-
-
-def _epoch_of(moment: datetime) -> int:
-    return int(as_utc(moment).timestamp())
 
 
 def _median(values: list[int]) -> int:
