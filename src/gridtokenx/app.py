@@ -22,6 +22,7 @@ from gridtokenx.core.logging import configure_logging
 from gridtokenx.core.metrics import REGISTRY
 from gridtokenx.core.middleware import BodyLimitMiddleware, RateLimitMiddleware, RequestContextMiddleware
 from gridtokenx.core.migrate import upgrade
+from gridtokenx.core.runtime import tune_gc_for_serving
 from gridtokenx.core.settings import Settings, get_settings
 from gridtokenx.meters.api import router as meters_router
 from gridtokenx.readings.api import router as readings_router
@@ -86,6 +87,14 @@ def create_app(settings: Settings | None = None, *, context: AppContext | None =
         )
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestContextMiddleware)
+    return app
+
+
+def create_server_app() -> FastAPI:
+    """The app as `gridtokenx serve` (or `uvicorn --factory`) runs it: `create_app` plus the
+    process tuning of a long-running server."""
+    app = create_app()
+    tune_gc_for_serving()
     return app
 
 

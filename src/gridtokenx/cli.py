@@ -57,7 +57,7 @@ def serve(
 
     settings = get_settings()
     uvicorn.run(
-        "gridtokenx.app:create_app",
+        "gridtokenx.app:create_server_app",
         factory=True,
         host=host or settings.host,
         port=port or settings.port,

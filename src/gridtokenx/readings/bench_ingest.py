@@ -367,7 +367,7 @@ class _Servers:
             port = _free_port()
             log = open(self.workdir / f"server-{index}.log", "wb")  # noqa: SIM115 - handed to the child
             command = [
-                sys.executable, "-m", "uvicorn", "gridtokenx.app:create_app", "--factory",
+                sys.executable, "-m", "uvicorn", "gridtokenx.app:create_server_app", "--factory",
                 "--host", "127.0.0.1", "--port", str(port), "--no-access-log", "--log-level", "warning",
                 *extra,
             ]  # fmt: skip

@@ -14,7 +14,7 @@ import uuid
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
 from functools import lru_cache
@@ -51,6 +51,7 @@ from gridtokenx.readings.store import (
 
 DAY_S = 86_400
 SLOT_DAYS = 7
+KEY_USE_RESOLUTION = timedelta(minutes=1)  # `last_used_at` of device keys is kept to the minute
 RECENT_KEEP = 4
 
 
@@ -165,6 +166,10 @@ class _MeterState:
             row.last_import_register_wh,
             row.last_export_register_wh,
         )
+
+    def latest(self) -> int | None:
+        """The start of the latest interval stored for this meter (any channel), if known."""
+        return None if self.last is None else int(self.last["interval_start"])
 
     def registers(self, interval_s: int) -> vee.RegisterSnapshot | None:
         if self.register_start is None:
@@ -301,7 +306,7 @@ class _Batch:
         keys = await self._keys([m.id for m in meters.values()])
         readings = await self._authenticated(readings, meters, keys)
         states = await self._states(sorted({meters[r.meter_serial].id for _, r in readings}))
-        stored = await self._stored(readings, meters)
+        stored = await self._stored(readings, meters, states)
         medians = await self._medians(readings, meters, states)
         attested_ok = self._attested_policy(meters, keys)
         facts = self._meter_facts(meters, attested_ok)
@@ -423,7 +428,10 @@ class _Batch:
         now = utcnow()
         for meter_keys in keys.values():
             for key in meter_keys:
-                if key.id in used:
+                # to the minute: an UPDATE per key and batch would cost more than the verify
+                if key.id in used and (
+                    key.last_used_at is None or now - as_utc(key.last_used_at) >= KEY_USE_RESOLUTION
+                ):
                     key.last_used_at = now
         return kept
 
@@ -441,11 +449,26 @@ class _Batch:
         return {meter_id: _MeterState.load(row, window) for meter_id, row in rows.items()}
 
     async def _stored(
-        self, readings: list[tuple[int, Reading]], meters: dict[str, Meter]
+        self,
+        readings: list[tuple[int, Reading]],
+        meters: dict[str, Meter],
+        states: dict[uuid.UUID, _MeterState],
     ) -> dict[tuple[uuid.UUID, int, int], dict[str, int | None]]:
         """What is stored for the batch's keys; the store reuses this lookup. An estimate never
-        blocks or equals a real reading, so VEE does not see estimates."""
-        keys = list({(meters[r.meter_serial].id, r.channel, _dt(r.interval_start)) for _, r in readings})
+        blocks or equals a real reading, so VEE does not see estimates.
+
+        Nothing can be stored after a meter's latest interval (its ingest state, locked by this
+        transaction, records it; estimates only fill gaps before it), so streaming readings, the
+        usual case, are not looked up at all; a meter without that record is looked up in full."""
+        latest = {meter_id: state.latest() for meter_id, state in states.items()}
+        keys = list(
+            {
+                (meter_id, r.channel, _dt(r.interval_start))
+                for _, r in readings
+                for meter_id in (meters[r.meter_serial].id,)
+                if (last := latest[meter_id]) is None or r.interval_start <= last
+            }
+        )
         self.existing = await load_existing(self.session, keys)
         return {
             (key[0], key[1], int(key[2].timestamp())): found.values

@@ -330,14 +330,21 @@ class RollupDelta:
 
     async def apply(self, session: AsyncSession) -> None:
         names = (*ROLLUP_FIELDS, "readings")
+        postgres = session.get_bind().dialect.name == "postgresql"
         for model, sums in ((HourlyRollup, self.hourly), (DailyRollup, self.daily())):
+            # a fixed order of keys: concurrent batches then lock shared rollup rows in one order
+            ordered = sorted(
+                (kv for kv in sums.items() if any(kv[1])), key=lambda kv: (str(kv[0][0]), kv[0][1:])
+            )
+            if not ordered:
+                continue
+            if postgres:
+                await _upsert_rollups_pg(session, model.__tablename__, ordered)
+                continue
             rows = [
                 {"meter_id": k[0], "channel": k[1], "bucket_start": k[2], **dict(zip(names, v, strict=True))}
-                for k, v in sorted(sums.items(), key=lambda kv: (str(kv[0][0]), kv[0][1], kv[0][2]))
-                if any(v)
+                for k, v in ordered
             ]
-            if not rows:
-                continue
             stmt = _insert(session, model)
             table = model.__table__
             stmt = stmt.on_conflict_do_update(
@@ -345,6 +352,29 @@ class RollupDelta:
                 set_={name: table.c[name] + stmt.excluded[name] for name in names},
             )
             await session.execute(stmt, rows)
+
+
+_ROLLUP_NAMES = (*ROLLUP_FIELDS, "readings")
+_PG_ROLLUP_UPSERT = (
+    "INSERT INTO {table} (meter_id, channel, bucket_start, {names}) "
+    "SELECT r[1]::uuid, r[2]::smallint, to_timestamp(r[3]::bigint), {casts} "
+    "FROM (SELECT ARRAY(SELECT json_array_elements_text(row)) AS r FROM json_array_elements($1::json) AS row) AS x "
+    "ON CONFLICT (meter_id, channel, bucket_start) DO UPDATE SET {updates}"
+)
+
+
+async def _upsert_rollups_pg(session: AsyncSession, table: str, ordered: list[tuple[Key, list[int]]]) -> None:
+    """One statement for all of a batch's buckets (a JSON array of rows) instead of one per bucket."""
+    statement = _PG_ROLLUP_UPSERT.format(
+        table=table,
+        names=", ".join(_ROLLUP_NAMES),
+        casts=", ".join(f"r[{i}]::bigint" for i in range(4, 4 + len(_ROLLUP_NAMES))),
+        updates=", ".join(f"{name} = {table}.{name} + excluded.{name}" for name in _ROLLUP_NAMES),
+    )
+    rows = [[str(k[0]), k[1], int(k[2].timestamp()), *v] for k, v in ordered]
+    connection = await session.connection()
+    driver = (await connection.get_raw_connection()).driver_connection
+    await driver.execute(statement, orjson.dumps(rows).decode())  # type: ignore[union-attr]
 
 
 async def store_readings(
