@@ -358,7 +358,8 @@ _ROLLUP_NAMES = (*ROLLUP_FIELDS, "readings")
 _PG_ROLLUP_UPSERT = (
     "INSERT INTO {table} (meter_id, channel, bucket_start, {names}) "
     "SELECT r[1]::uuid, r[2]::smallint, to_timestamp(r[3]::bigint), {casts} "
-    "FROM (SELECT ARRAY(SELECT json_array_elements_text(row)) AS r FROM json_array_elements($1::json) AS row) AS x "
+    "FROM (SELECT ARRAY(SELECT json_array_elements_text(row)) AS r "
+    "FROM json_array_elements($1::json) AS row) AS x "
     "ON CONFLICT (meter_id, channel, bucket_start) DO UPDATE SET {updates}"
 )
 
