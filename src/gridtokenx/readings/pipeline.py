@@ -297,20 +297,22 @@ class _Batch:
         self.outbox = outbox
         self.results: list[ItemResult | None] = [None] * len(items)
         self.existing: dict[Key, Existing] = {}
+        self.meter_ids: dict[str, uuid.UUID] = {}
         self.now = int(utcnow().timestamp())
 
     async def run(self) -> list[ItemResult]:
         readings = self._parsed()
         meters = await self._meters({r.meter_serial for _, r in readings})
+        # ids read off the ORM objects once: attribute access on them is slow in per-reading loops
+        self.meter_ids = meter_ids = {serial: meter.id for serial, meter in meters.items()}
         readings = self._authorised(readings, meters)
         keys = await self._keys([m.id for m in meters.values()])
         readings = await self._authenticated(readings, meters, keys)
-        states = await self._states(sorted({meters[r.meter_serial].id for _, r in readings}))
+        states = await self._states(sorted({meter_ids[r.meter_serial] for _, r in readings}))
         stored = await self._stored(readings, meters, states)
         medians = await self._medians(readings, meters, states)
         attested_ok = self._attested_policy(meters, keys)
         facts = self._meter_facts(meters, attested_ok)
-        meter_ids = {serial: meter.id for serial, meter in meters.items()}
 
         to_store: list[tuple[int, Reading, vee.VeeOutcome]] = []
         for index, reading in sorted(
@@ -401,17 +403,28 @@ class _Batch:
         keys: dict[uuid.UUID, list[DeviceKey]],
     ) -> list[tuple[int, Reading]]:
         """Verify signatures (in a worker thread: Ed25519 is the costliest step) and set trust."""
+        # each key's facts read off its ORM object once per batch, not once per reading
+        known = {
+            meter_id: [
+                (
+                    k.key_id,
+                    k,
+                    self.p.verify_key(k.public_key),
+                    KeyWindow(k.status, k.valid_from, k.valid_until, k.revoked_at),
+                )
+                for k in meter_keys
+            ]
+            for meter_id, meter_keys in keys.items()
+        }
         jobs = []
         for index, reading in readings:
-            meter_keys = keys.get(meters[reading.meter_serial].id, [])
             signed_at = reading.created if reading.created is not None else reading.observed_at
-            moment = _dt(signed_at)
             candidates = [
-                (k, self.p.verify_key(k.public_key))
-                for k in meter_keys
-                if (reading.key_id is None or k.key_id == reading.key_id)
+                candidate[1:]
+                for candidate in known.get(self.meter_ids[reading.meter_serial], ())
+                if reading.key_id is None or candidate[0] == reading.key_id
             ]
-            jobs.append((index, reading, moment, candidates))
+            jobs.append((index, reading, _dt(signed_at), candidates))
         verdicts = await asyncio.to_thread(_verify_all, jobs)
         kept = []
         used: set[uuid.UUID] = set()
@@ -465,7 +478,7 @@ class _Batch:
             {
                 (meter_id, r.channel, _dt(r.interval_start))
                 for _, r in readings
-                for meter_id in (meters[r.meter_serial].id,)
+                for meter_id in (self.meter_ids[r.meter_serial],)
                 if (last := latest[meter_id]) is None or r.interval_start <= last
             }
         )
@@ -487,7 +500,7 @@ class _Batch:
         for _, reading in readings:
             if not any(reading.channel_values().values()):
                 continue
-            meter_id = meters[reading.meter_serial].id
+            meter_id = self.meter_ids[reading.meter_serial]
             first = states[meter_id].first_start
             key = (meter_id, reading.channel, reading.interval_start)
             for days in range(1, SLOT_DAYS + 1):
@@ -569,12 +582,14 @@ class _Batch:
         rows: list[NewReading] = []
         for _, reading, outcome in to_store:
             rows.append(
-                _new_row(reading, meters[reading.meter_serial].id, sorted(outcome.flags), outcome.mintable_wh)
+                _new_row(
+                    reading, self.meter_ids[reading.meter_serial], sorted(outcome.flags), outcome.mintable_wh
+                )
             )
         for _, reading in duplicates:
-            rows.append(_new_row(reading, meters[reading.meter_serial].id, sorted(reading.flags), 0))
+            rows.append(_new_row(reading, self.meter_ids[reading.meter_serial], sorted(reading.flags), 0))
         for reading in estimates:
-            rows.append(_new_row(reading, meters[reading.meter_serial].id, sorted(reading.flags), 0))
+            rows.append(_new_row(reading, self.meter_ids[reading.meter_serial], sorted(reading.flags), 0))
         stored = await store_readings(self.session, rows, self.existing)
         outcomes: list[tuple[int, Reading, vee.VeeOutcome | None]] = [*to_store]
         outcomes += [(i, r, None) for i, r in duplicates]
@@ -630,7 +645,7 @@ _SIGNATURE_FAILURES = {
 
 
 def _verify_all(
-    jobs: list[tuple[int, Reading, datetime, list[tuple[DeviceKey, VerifyKey]]]],
+    jobs: list[tuple[int, Reading, datetime, list[tuple[DeviceKey, VerifyKey, KeyWindow]]]],
 ) -> list[tuple[str, DeviceKey | None]]:
     out: list[tuple[str, DeviceKey | None]] = []
     for _index, reading, moment, candidates in jobs:
@@ -641,11 +656,10 @@ def _verify_all(
             out.append(("unknown_key", None))
             continue
         verdict: tuple[str, DeviceKey | None] = ("invalid", None)
-        for key, verify_key in candidates:
+        for key, verify_key, window in candidates:
             if any(
                 verify_detached(verify_key, message, reading.signature) for message in reading.signed_messages
             ):
-                window = KeyWindow(key.status, key.valid_from, key.valid_until, key.revoked_at)
                 if key_covers(window, moment):
                     verdict = ("signed", key)
                     break
