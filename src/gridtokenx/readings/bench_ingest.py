@@ -69,6 +69,7 @@ from gridtokenx.core.settings import load_settings
 from gridtokenx.core.types import utcnow
 from gridtokenx.meters import service as meters
 from gridtokenx.meters.models import Meter, MeterStatus, MeterType
+from gridtokenx.readings.bench_cpu import CpuMeter, CpuSplit
 from gridtokenx.readings.envelope import NativeReading, encode_batch, signing_message
 from gridtokenx.readings.models import MeterReading
 from gridtokenx.readings.reading import Trust
@@ -400,6 +401,10 @@ class _Servers:
                         raise RuntimeError(f"server {index} not healthy in time:\n{self.log_tail(index)}")
                     await asyncio.sleep(0.1)
 
+    @property
+    def pids(self) -> list[int]:
+        return [process.pid for process in self.processes]
+
     def log_tail(self, index: int, lines: int = 30) -> str:
         path = self.workdir / f"server-{index}.log"
         text = path.read_text(errors="replace") if path.exists() else ""
@@ -448,6 +453,7 @@ class _Load:
     latencies: list[float] = field(default_factory=list)
     timed_readings: int = 0
     seconds: float = 0.0
+    cpu: CpuSplit | None = None
 
     def take(self, reply: _BatchReply) -> None:
         self.accepted += reply.accepted
@@ -480,6 +486,7 @@ async def _drive(
     connections: int,
     batch: int,
     advance: Callable[[int], None],
+    cpu: CpuMeter,
 ) -> _Load:
     """Warm every server with one batch (untimed), then keep `connections` batches in flight per
     server; a group is never in flight twice, so its batches arrive in order."""
@@ -517,9 +524,11 @@ async def _drive(
                             queue.put_nowait(None)
 
         if open_groups:
+            cpu.start()
             began = time.perf_counter()
             await asyncio.gather(*(worker(clients[i % len(clients)]) for i in range(workers)))
             load.seconds = time.perf_counter() - began
+            load.cpu = cpu.stop()
     finally:
         for client in clients:
             await client.aclose()
@@ -544,6 +553,8 @@ class ScenarioResult:
     rejected: dict[str, int]
     http_errors: dict[str, int]
     lost_batches: int
+    cpu: CpuSplit | None = None
+    timed_readings: int = 0
 
     @property
     def ratio(self) -> float:
@@ -598,6 +609,7 @@ def _scenario(
                     connections,
                     plan.batch,
                     lambda n: progress.advance(step, n),
+                    CpuMeter(servers.pids, "postgres" if backend == "postgres" else None),
                 )
             )
         finally:
@@ -618,6 +630,8 @@ def _scenario(
         rejected=dict(load.rejected),
         http_errors=dict(load.http_errors),
         lost_batches=load.lost_batches,
+        cpu=load.cpu,
+        timed_readings=load.timed_readings,
     )
 
 
@@ -660,6 +674,7 @@ def run(
                     )
                 )
     console.print(_table(results, plan, connections))
+    console.print(_cpu_table(results))
     for r in results:
         if r.backend == "postgres" and r.processes == 2:
             verdict = "met" if r.ratio >= TARGET_RATIO else "not met"
@@ -703,4 +718,31 @@ def _table(results: list[ScenarioResult], plan: _Plan, connections: int) -> Tabl
             r.backend, str(r.processes), f"{r.readings_per_s:,.0f}", f"{r.ceiling_per_s:,.0f}",
             f"{r.ratio:.0%}", f"{r.p50_ms:,.0f}", f"{r.p95_ms:,.0f}", stored, _problems(r),
         )  # fmt: skip
+    return table
+
+
+def _us(seconds: float | None, readings: int) -> str:
+    return "–" if seconds is None or not readings else f"{seconds / readings * 1e6:,.0f}"
+
+
+def _cpu_table(results: list[ScenarioResult]) -> Table:
+    """Where the CPU of the timed part went, per reading, beside what one verification costs."""
+    cores = os.cpu_count() or 1
+    table = Table(
+        title="CPU per reading (µs), timed part",
+        caption=(
+            f"gateway: the server processes, every thread. database: all PostgreSQL processes (SQLite "
+            f"runs inside the gateway). verify: one PyNaCl verification = {cores} cores / ceiling. At "
+            f"{TARGET_RATIO:.0%} of the ceiling, everything but the verification may cost "
+            f"{(1 - TARGET_RATIO) / TARGET_RATIO:.2f}x a verification."
+        ),
+    )
+    for name in ("backend", "procs", "gateway", "database", "load generator", "total", "verify"):
+        table.add_column(name, justify="left" if name == "backend" else "right")
+    for r in results:
+        cpu, n = r.cpu, r.timed_readings
+        parts = (cpu.servers, cpu.database, cpu.client) if cpu else (None, None, None)
+        total = sum(p for p in parts if p is not None) if cpu else None
+        verify = f"{cores / r.ceiling_per_s * 1e6:,.0f}" if r.ceiling_per_s else "–"
+        table.add_row(r.backend, str(r.processes), *(_us(p, n) for p in parts), _us(total, n), verify)
     return table
