@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import dataclasses
 from datetime import UTC, datetime
 from fractions import Fraction
 
+import msgspec
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -111,8 +111,8 @@ def test_estimate_gap_refuses_long_gaps_other_meters_and_nothing_to_fill() -> No
     with pytest.raises(ValueError):
         estimate_gap(reading(T0), reading(T0 + Q), Q)
     for other in (
-        dataclasses.replace(reading(T0 + 2 * Q), meter_serial="M2"),
-        dataclasses.replace(reading(T0 + 2 * Q), channel=1),
+        msgspec.structs.replace(reading(T0 + 2 * Q), meter_serial="M2"),
+        msgspec.structs.replace(reading(T0 + 2 * Q), channel=1),
     ):
         with pytest.raises(ValueError, match="different meters"):
             estimate_gap(reading(T0), other, Q)

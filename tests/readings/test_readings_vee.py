@@ -8,6 +8,7 @@ from decimal import Decimal
 from fractions import Fraction
 from typing import Any
 
+import msgspec
 import pytest
 
 from gridtokenx.core.settings import Settings
@@ -54,7 +55,7 @@ def make_reading(**changes: Any) -> Reading:
     if "interval_start" in changes:  # keep the envelope signed right after the interval ends
         end = changes["interval_start"] + changes.get("duration", Q)
         changes = {"observed_at": end, "created": end, "expires": end + 300} | changes
-    return dataclasses.replace(base, **changes)
+    return msgspec.structs.replace(base, **changes)
 
 
 def sent_at(moment: int) -> dict[str, int]:

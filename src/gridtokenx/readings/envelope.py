@@ -202,7 +202,7 @@ def decode_batch(raw: bytes, *, max_items: int | None = None) -> list[NativeRead
 def to_reading(native: NativeReading, network_id: str, trust: Trust = Trust.GATEWAY_ATTESTED) -> Reading:
     """The normalised reading. `signed_messages` holds the bytes its `signature` must verify over on
     `network_id`; the trust stays a hint until the service has verified it with a provisioned key
-    (then `dataclasses.replace(reading, trust=Trust.DEVICE_SIGNED)`)."""
+    (then `msgspec.structs.replace(reading, trust=Trust.DEVICE_SIGNED)`)."""
     return Reading(
         meter_serial=native.device_id,
         channel=0 if native.channel is UNSET else native.channel,

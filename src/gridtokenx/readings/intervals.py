@@ -7,11 +7,12 @@ intervals add up exactly to the total they were given.
 
 from __future__ import annotations
 
-import dataclasses
 import itertools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
+
+import msgspec
 
 from gridtokenx.readings.reading import (
     CHANNELS,
@@ -165,6 +166,6 @@ def estimate_gap(
 def assign_interval(reading: Reading, interval_s: int) -> Reading:
     """Re-map a reading that carries an instant (`observed_at`, the compatibility shapes) onto the
     meter's own interval length, once the meter is known."""
-    return dataclasses.replace(
+    return msgspec.structs.replace(
         reading, interval_start=floor_to_interval(reading.observed_at, interval_s), duration=interval_s
     )
