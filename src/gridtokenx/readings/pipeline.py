@@ -287,6 +287,7 @@ class _Batch:
         self.results: list[ItemResult | None] = [None] * len(items)
         self.existing: dict[Key, Existing] = {}
         self.meter_ids: dict[str, uuid.UUID] = {}
+        self.latest: dict[uuid.UUID, int | None] = {}  # each meter's latest stored interval, at start
         self.now = int(utcnow().timestamp())
 
     async def run(self) -> list[ItemResult]:
@@ -462,7 +463,7 @@ class _Batch:
         Nothing can be stored after a meter's latest interval (its ingest state, locked by this
         transaction, records it; estimates only fill gaps before it), so streaming readings, the
         usual case, are not looked up at all; a meter without that record is looked up in full."""
-        latest = {meter_id: state.latest() for meter_id, state in states.items()}
+        self.latest = latest = {meter_id: state.latest() for meter_id, state in states.items()}
         keys = list(
             {
                 (meter_id, r.channel, _dt(r.interval_start))
@@ -561,6 +562,11 @@ class _Batch:
                     continue  # registers disagree: leave the gap open rather than invent energy
         return estimates
 
+    def _after_latest(self, key: Key) -> bool:
+        """Nothing is stored after a meter's latest interval (see `_stored`)."""
+        latest = self.latest.get(key[0])
+        return latest is not None and int(key[2].timestamp()) > latest
+
     async def _store(
         self,
         to_store: list[tuple[int, Reading, vee.VeeOutcome]],
@@ -579,7 +585,7 @@ class _Batch:
             rows.append(_new_row(reading, self.meter_ids[reading.meter_serial], sorted(reading.flags), 0))
         for reading in estimates:
             rows.append(_new_row(reading, self.meter_ids[reading.meter_serial], sorted(reading.flags), 0))
-        stored = await store_readings(self.session, rows, self.existing)
+        stored = await store_readings(self.session, rows, self.existing, known_new=self._after_latest)
         outcomes: list[tuple[int, Reading, vee.VeeOutcome | None]] = [*to_store]
         outcomes += [(i, r, None) for i, r in duplicates]
         for (index, reading, verdict), result in zip(outcomes, stored, strict=False):

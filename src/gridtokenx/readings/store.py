@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import uuid
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -379,13 +379,22 @@ async def _upsert_rollups_pg(session: AsyncSession, table: str, ordered: list[tu
 
 
 async def store_readings(
-    session: AsyncSession, items: Sequence[NewReading], existing: dict[Key, Existing] | None = None
+    session: AsyncSession,
+    items: Sequence[NewReading],
+    existing: dict[Key, Existing] | None = None,
+    known_new: Callable[[Key], bool] | None = None,
 ) -> list[Stored]:
     """Store a batch in the caller's transaction; results are in input order. `existing` is what the
-    caller already looked up with `load_existing` (only keys missing from it are looked up again)."""
+    caller already looked up with `load_existing`; keys missing from it are looked up again unless
+    `known_new(key)` says the caller's locks guarantee nothing is stored there (a concurrent writer
+    that got there anyway is still caught by the insert's ON CONFLICT and re-classified)."""
     results: list[Stored | None] = [None] * len(items)
     existing = dict(existing or {})
-    missing = [key for key in dict.fromkeys(item.key for item in items) if key not in existing]
+    missing = [
+        key
+        for key in dict.fromkeys(item.key for item in items)
+        if key not in existing and (known_new is None or not known_new(key))
+    ]
     existing.update(await load_existing(session, missing))
     rollups = RollupDelta()
     pending: list[int] = []
