@@ -35,6 +35,12 @@ def test_bench_ingest_stores_every_reading(backend: str, processes: int) -> None
     assert 0 < result.p50_ms <= result.p95_ms
     table = out.getvalue()
     assert backend in table and "600 / 600 ✓" in table and f"{result.readings_per_s:,.0f}" in table
+    # the CPU split of the timed part: the gateways worked, PostgreSQL's share is measured (SQLite
+    # runs inside the gateway, so it has none of its own)
+    assert result.cpu is not None and result.cpu.servers is not None and result.cpu.servers > 0
+    assert result.cpu.client >= 0
+    assert (result.cpu.database is not None) == (backend == "postgres")
+    assert "CPU per reading" in table
 
 
 def test_bench_ingest_refuses_an_impossible_plan() -> None:
