@@ -169,12 +169,10 @@ async def load_existing(session: AsyncSession, keys: Sequence[Key]) -> dict[Key,
     return found
 
 
-def _row(item: NewReading) -> dict[str, Any]:
+def _stored_fields(item: NewReading) -> dict[str, Any]:
+    """The columns both insert paths take from a reading as they are."""
     return {
-        "meter_id": item.meter_id,
         "channel": item.channel,
-        "interval_start": item.interval_start,
-        "id": item.id,
         "duration_s": item.duration_s,
         **{name: item.values.get(name) for name in VALUE_FIELDS},
         "trust": item.trust,
@@ -182,12 +180,21 @@ def _row(item: NewReading) -> dict[str, Any]:
         "flags": sorted(item.flags),
         "seq": item.seq,
         "key_id": item.key_id,
-        "signature": item.signature,
         "content_hash": item.content_hash,
-        "version": 1,
         "mintable_wh": item.mintable_wh,
-        "mint_pending": item.mintable_wh > 0,
         "extras": item.extras,
+    }
+
+
+def _row(item: NewReading) -> dict[str, Any]:
+    return {
+        "meter_id": item.meter_id,
+        "interval_start": item.interval_start,
+        "id": item.id,
+        **_stored_fields(item),
+        "signature": item.signature,
+        "version": 1,
+        "mint_pending": item.mintable_wh > 0,
         "observed_at": item.observed_at,
     }
 
@@ -212,22 +219,13 @@ _PG_OURS = "SELECT id FROM meter_readings WHERE id = ANY($1::uuid[])"
 
 
 def _pg_record(item: NewReading, meter_id: str) -> dict[str, Any]:
+    """A reading as one JSON record of `_PG_RECORD` (times as epoch seconds, the signature as hex)."""
     return {
         "meter_id": meter_id,
-        "channel": item.channel,
         "interval_start": int(item.interval_start.timestamp()),
         "id": str(item.id),
-        "duration_s": item.duration_s,
-        **item.values,
-        "trust": item.trust,
-        "source": item.source,
-        "flags": sorted(item.flags),
-        "seq": item.seq,
-        "key_id": item.key_id,
+        **_stored_fields(item),
         "signature": None if item.signature is None else item.signature.hex(),
-        "content_hash": item.content_hash,
-        "mintable_wh": item.mintable_wh,
-        "extras": item.extras,
         "observed_at": int(item.observed_at.timestamp()),
     }
 
