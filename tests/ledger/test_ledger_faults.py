@@ -31,6 +31,17 @@ async def funded(
     return ledger
 
 
+async def with_holder(
+    server: LiteSvmRpcServer, directory: Path, authority: Keypair, fee_payer: Keypair, **timing: float
+) -> tuple[RpcLedger, Pubkey, Pubkey]:
+    """A funded ledger, a 9-decimal mint and one owner with its token account."""
+    ledger = await funded(server, directory, authority, fee_payer, **timing)
+    mint = await ledger.create_mint(9)
+    owner = Keypair().pubkey()
+    await ledger.create_associated_token_accounts(mint, [owner])
+    return ledger, mint, owner
+
+
 def sent_rows(directory: Path) -> list[tuple[Signature, str]]:
     with sqlite3.connect(directory / DB_NAME) as conn:
         rows = conn.execute("SELECT signature, state FROM sent ORDER BY created_at").fetchall()
@@ -45,10 +56,7 @@ def assert_each_executed_once(server: LiteSvmRpcServer, signatures: list[Signatu
 async def test_send_faults_never_double_or_lose_a_mint(
     rpc_server: LiteSvmRpcServer, tmp_path: Path, fault: Fault
 ) -> None:
-    ledger = await funded(rpc_server, tmp_path, Keypair(), Keypair())
-    mint = await ledger.create_mint(9)
-    owner = Keypair().pubkey()
-    await ledger.create_associated_token_accounts(mint, [owner])
+    ledger, mint, owner = await with_holder(rpc_server, tmp_path, Keypair(), Keypair())
     rpc_server.faults.add("sendTransaction", fault, times=2)
 
     signatures = await ledger.mint_to(mint, [(owner, 1_000)], idempotency_key="outbox:1")
@@ -66,10 +74,7 @@ async def test_send_faults_never_double_or_lose_a_mint(
 async def test_faults_while_confirming_never_double_or_lose_a_mint(
     rpc_server: LiteSvmRpcServer, tmp_path: Path, method: str, fault: Fault
 ) -> None:
-    ledger = await funded(rpc_server, tmp_path, Keypair(), Keypair())
-    mint = await ledger.create_mint(9)
-    owner = Keypair().pubkey()
-    await ledger.create_associated_token_accounts(mint, [owner])
+    ledger, mint, owner = await with_holder(rpc_server, tmp_path, Keypair(), Keypair())
     if method == "getBlockHeight":  # the height is only asked while the transaction is unseen
         rpc_server.faults.add("sendTransaction", Fault.DROP)
     rpc_server.faults.add(method, fault, times=3)
@@ -85,10 +90,7 @@ async def test_faults_while_confirming_never_double_or_lose_a_mint(
 async def test_expired_blockhash_is_signed_again_only_after_proven_expiry(
     rpc_server: LiteSvmRpcServer, tmp_path: Path
 ) -> None:
-    ledger = await funded(rpc_server, tmp_path, Keypair(), Keypair())
-    mint = await ledger.create_mint(9)
-    owner = Keypair().pubkey()
-    await ledger.create_associated_token_accounts(mint, [owner])
+    ledger, mint, owner = await with_holder(rpc_server, tmp_path, Keypair(), Keypair())
     rpc_server.faults.add("sendTransaction", Fault.DROP, times=10_000)  # a leader that drops everything
 
     async def congestion_clears() -> None:
@@ -114,10 +116,7 @@ async def test_expired_blockhash_is_signed_again_only_after_proven_expiry(
 async def test_landed_with_lost_reply_and_expired_blockhash_is_not_signed_again(
     rpc_server: LiteSvmRpcServer, tmp_path: Path
 ) -> None:
-    ledger = await funded(rpc_server, tmp_path, Keypair(), Keypair())
-    mint = await ledger.create_mint(9)
-    owner = Keypair().pubkey()
-    await ledger.create_associated_token_accounts(mint, [owner])
+    ledger, mint, owner = await with_holder(rpc_server, tmp_path, Keypair(), Keypair())
     landed_before = sum(rpc_server.executions.values())
     rpc_server.faults.add("sendTransaction", Fault.LOST_REPLY)
     rpc_server.faults.add("getSignatureStatuses", Fault.MALFORMED, times=10_000)  # blind to the landing
@@ -144,10 +143,7 @@ async def test_timeout_then_restart_resumes_the_stored_bytes(
     rpc_server: LiteSvmRpcServer, tmp_path: Path
 ) -> None:
     authority, fee_payer = Keypair(), Keypair()
-    first = await funded(rpc_server, tmp_path, authority, fee_payer, send_timeout=0.8)
-    mint = await first.create_mint(9)
-    owner = Keypair().pubkey()
-    await first.create_associated_token_accounts(mint, [owner])
+    first, mint, owner = await with_holder(rpc_server, tmp_path, authority, fee_payer, send_timeout=0.8)
     rpc_server.faults.add("sendTransaction", Fault.TIMEOUT, times=10_000)
 
     with pytest.raises(LedgerUnavailable):
@@ -171,10 +167,7 @@ async def test_resuming_long_after_landing_finds_it_in_history(
     rpc_server: LiteSvmRpcServer, tmp_path: Path
 ) -> None:
     authority, fee_payer = Keypair(), Keypair()
-    first = await funded(rpc_server, tmp_path, authority, fee_payer, send_timeout=0.5)
-    mint = await first.create_mint(9)
-    owner = Keypair().pubkey()
-    await first.create_associated_token_accounts(mint, [owner])
+    first, mint, owner = await with_holder(rpc_server, tmp_path, authority, fee_payer, send_timeout=0.5)
     rpc_server.faults.add("sendTransaction", Fault.LOST_REPLY)
     rpc_server.faults.add("getSignatureStatuses", Fault.MALFORMED, times=10_000)
 

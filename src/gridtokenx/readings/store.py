@@ -33,6 +33,7 @@ VALUE_FIELDS = (
     "export_register_wh",
 )
 ROLLUP_FIELDS = ("import_wh", "export_wh", "generation_wh", "consumption_wh")
+_ROLLUP_NAMES = (*ROLLUP_FIELDS, "readings")
 ESTIMATED = "estimated"
 KEY_CHUNK = 2000
 WINDOW = timedelta(days=1)
@@ -218,6 +219,13 @@ _PG_INSERT = (
 _PG_OURS = "SELECT id FROM meter_readings WHERE id = ANY($1::uuid[])"
 
 
+async def _asyncpg(session: AsyncSession) -> Any:
+    """The asyncpg connection under the session's transaction, for statements SQLAlchemy would
+    otherwise expand row by row."""
+    connection = await session.connection()
+    return (await connection.get_raw_connection()).driver_connection
+
+
 def _pg_record(item: NewReading, meter_id: str) -> dict[str, Any]:
     """A reading as one JSON record of `_PG_RECORD` (times as epoch seconds, the signature as hex)."""
     return {
@@ -245,12 +253,11 @@ async def _insert_new_pg(session: AsyncSession, items: list[NewReading]) -> set[
         if text is None:
             text = meter_text[item.meter_id] = str(item.meter_id)
         records.append(_pg_record(item, text))
-    connection = await session.connection()
-    driver = (await connection.get_raw_connection()).driver_connection
-    status = await driver.execute(_PG_INSERT, orjson.dumps(records).decode())  # type: ignore[union-attr]
+    driver = await _asyncpg(session)
+    status = await driver.execute(_PG_INSERT, orjson.dumps(records).decode())
     if int(status.rsplit(" ", 1)[-1]) == len(items):
         return {item.key for item in items}  # the usual case: no concurrent writer won a key
-    ours = await driver.fetch(_PG_OURS, [item.id for item in items])  # type: ignore[union-attr]
+    ours = await driver.fetch(_PG_OURS, [item.id for item in items])
     mine = {record[0] for record in ours}
     return {item.key for item in items if item.id in mine}
 
@@ -327,7 +334,6 @@ class RollupDelta:
         return days
 
     async def apply(self, session: AsyncSession) -> None:
-        names = (*ROLLUP_FIELDS, "readings")
         postgres = session.get_bind().dialect.name == "postgresql"
         for model, sums in ((HourlyRollup, self.hourly), (DailyRollup, self.daily())):
             # a fixed order of keys: concurrent batches then lock shared rollup rows in one order
@@ -340,40 +346,45 @@ class RollupDelta:
                 await _upsert_rollups_pg(session, model.__tablename__, ordered)
                 continue
             rows = [
-                {"meter_id": k[0], "channel": k[1], "bucket_start": k[2], **dict(zip(names, v, strict=True))}
+                {
+                    "meter_id": k[0],
+                    "channel": k[1],
+                    "bucket_start": k[2],
+                    **dict(zip(_ROLLUP_NAMES, v, strict=True)),
+                }
                 for k, v in ordered
             ]
             stmt = _insert(session, model)
             table = model.__table__
             stmt = stmt.on_conflict_do_update(
                 index_elements=["meter_id", "channel", "bucket_start"],
-                set_={name: table.c[name] + stmt.excluded[name] for name in names},
+                set_={name: table.c[name] + stmt.excluded[name] for name in _ROLLUP_NAMES},
             )
             await session.execute(stmt, rows)
 
 
-_ROLLUP_NAMES = (*ROLLUP_FIELDS, "readings")
-_PG_ROLLUP_UPSERT = (
-    "INSERT INTO {table} (meter_id, channel, bucket_start, {names}) "
-    "SELECT r[1]::uuid, r[2]::smallint, to_timestamp(r[3]::bigint), {casts} "
-    "FROM (SELECT ARRAY(SELECT json_array_elements_text(row)) AS r "
-    "FROM json_array_elements($1::json) AS row) AS x "
-    "ON CONFLICT (meter_id, channel, bucket_start) DO UPDATE SET {updates}"
-)
+def _pg_rollup_upsert(table: str) -> str:
+    """Add a JSON array of `[meter_id, channel, bucket epoch, *sums]` rows to `table`'s buckets."""
+    return (
+        f"INSERT INTO {table} (meter_id, channel, bucket_start, {', '.join(_ROLLUP_NAMES)}) "
+        "SELECT r[1]::uuid, r[2]::smallint, to_timestamp(r[3]::bigint), "
+        + ", ".join(f"r[{i}]::bigint" for i in range(4, 4 + len(_ROLLUP_NAMES)))
+        + " FROM (SELECT ARRAY(SELECT json_array_elements_text(row)) AS r "
+        "FROM json_array_elements($1::json) AS row) AS x "
+        "ON CONFLICT (meter_id, channel, bucket_start) DO UPDATE SET "
+        + ", ".join(f"{name} = {table}.{name} + excluded.{name}" for name in _ROLLUP_NAMES)
+    )
+
+
+_PG_ROLLUP_UPSERTS = {
+    model.__tablename__: _pg_rollup_upsert(model.__tablename__) for model in (HourlyRollup, DailyRollup)
+}
 
 
 async def _upsert_rollups_pg(session: AsyncSession, table: str, ordered: list[tuple[Key, list[int]]]) -> None:
     """One statement for all of a batch's buckets (a JSON array of rows) instead of one per bucket."""
-    statement = _PG_ROLLUP_UPSERT.format(
-        table=table,
-        names=", ".join(_ROLLUP_NAMES),
-        casts=", ".join(f"r[{i}]::bigint" for i in range(4, 4 + len(_ROLLUP_NAMES))),
-        updates=", ".join(f"{name} = {table}.{name} + excluded.{name}" for name in _ROLLUP_NAMES),
-    )
     rows = [[str(k[0]), k[1], int(k[2].timestamp()), *v] for k, v in ordered]
-    connection = await session.connection()
-    driver = (await connection.get_raw_connection()).driver_connection
-    await driver.execute(statement, orjson.dumps(rows).decode())  # type: ignore[union-attr]
+    await (await _asyncpg(session)).execute(_PG_ROLLUP_UPSERTS[table], orjson.dumps(rows).decode())
 
 
 async def store_readings(
