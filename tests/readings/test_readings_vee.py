@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from datetime import UTC, datetime
 from decimal import Decimal
 from fractions import Fraction
@@ -76,7 +75,7 @@ def make_context(**changes: Any) -> VeeContext:
         latitude=13.7563,
         longitude=100.5018,
     )
-    return dataclasses.replace(base, **changes)
+    return msgspec.structs.replace(base, **changes)
 
 
 def run(reading: Reading | None = None, cfg: VeeConfig | None = None, **ctx: Any) -> VeeOutcome:

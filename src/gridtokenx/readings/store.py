@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from functools import cached_property
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 from sqlalchemy import select, update
@@ -78,8 +78,7 @@ class NewReading:
         return hashlib.sha256("|".join([*parts, str(self.duration_s), self.trust]).encode()).hexdigest()
 
 
-@dataclass(frozen=True)
-class Stored:
+class Stored(NamedTuple):
     status: StoreStatus
     reading_id: uuid.UUID
     version: int
@@ -99,17 +98,18 @@ def _insert(session: AsyncSession, table: Any) -> Any:
     return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
 
 
-def _contribution(trust: str, values: dict[str, int | None]) -> dict[str, int]:
-    """What a reading adds to rollups: estimates never count as measured energy."""
+def _contribution(trust: str, values: dict[str, int | None]) -> tuple[int, int, int, int]:
+    """What a reading adds to rollups, in ROLLUP_FIELDS order: estimates never count as measured
+    energy."""
     if trust == ESTIMATED:
-        return dict.fromkeys(ROLLUP_FIELDS, 0)
+        return (0, 0, 0, 0)
     get = values.get
-    return {
-        "import_wh": get("import_wh") or 0,
-        "export_wh": get("export_wh") or 0,
-        "generation_wh": get("generation_wh") or 0,
-        "consumption_wh": get("consumption_wh") or 0,
-    }
+    return (
+        get("import_wh") or 0,
+        get("export_wh") or 0,
+        get("generation_wh") or 0,
+        get("consumption_wh") or 0,
+    )
 
 
 def as_utc(moment: datetime) -> datetime:
@@ -313,16 +313,17 @@ class RollupDelta:
         self.hourly: dict[Key, list[int]] = {}
 
     def add(
-        self, meter_id: uuid.UUID, channel: int, start: datetime, delta: dict[str, int], count: int
+        self, meter_id: uuid.UUID, channel: int, start: datetime, delta: Sequence[int], count: int
     ) -> None:
+        """Add `delta` (ROLLUP_FIELDS order) and `count` readings to the hour of `start`."""
         key = (meter_id, channel, start.replace(minute=0, second=0, microsecond=0))
         sums = self.hourly.get(key)
         if sums is None:
             sums = self.hourly[key] = [0, 0, 0, 0, 0]
-        sums[0] += delta["import_wh"]
-        sums[1] += delta["export_wh"]
-        sums[2] += delta["generation_wh"]
-        sums[3] += delta["consumption_wh"]
+        sums[0] += delta[0]
+        sums[1] += delta[1]
+        sums[2] += delta[2]
+        sums[3] += delta[3]
         sums[4] += count
 
     def daily(self) -> dict[Key, list[int]]:
@@ -420,12 +421,14 @@ async def store_readings(
     pending: list[int] = []
     for attempt in range(2):
         first_of_key: dict[Key, int] = {}
+        repeated: set[Key] = set()  # keys sent more than once in this batch
         to_insert: list[int] = []
         for index in pending if attempt else range(len(items)):
             item = items[index]
             if item.key in existing:
                 results[index] = await _against_existing(session, item, existing, rollups)
             elif item.key in first_of_key:
+                repeated.add(item.key)
                 continue  # decided after the insert, against the row it creates
             else:
                 first_of_key[item.key] = index
@@ -436,7 +439,10 @@ async def store_readings(
             item = items[index]
             if item.key in inserted:
                 results[index] = Stored(StoreStatus.ACCEPTED, item.id, 1)
-                existing[item.key] = Existing(item.id, item.content_hash, 1, item.trust, dict(item.values))
+                if item.key in repeated:
+                    existing[item.key] = Existing(
+                        item.id, item.content_hash, 1, item.trust, dict(item.values)
+                    )
                 rollups.add(*item.key, _contribution(item.trust, item.values), int(item.trust != ESTIMATED))
         pending = [i for i, r in enumerate(results) if r is None]
         if lost:
@@ -460,6 +466,6 @@ async def _against_existing(
     version = await _revise(session, item, old)
     before, after = _contribution(old.trust, old.values), _contribution(item.trust, item.values)
     counted = int(old.trust == ESTIMATED and item.trust != ESTIMATED)
-    rollups.add(*item.key, {k: after[k] - before[k] for k in ROLLUP_FIELDS}, counted)
+    rollups.add(*item.key, [a - b for a, b in zip(after, before, strict=True)], counted)
     existing[item.key] = Existing(old.id, item.content_hash, version, item.trust, dict(item.values))
     return Stored(StoreStatus.REVISED, old.id, version)

@@ -15,14 +15,26 @@ minting age is flagged LATE whatever the configuration: late and estimated data 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import StrEnum
 from fractions import Fraction
+from functools import cached_property
 from typing import Any
+
+import msgspec
 
 from gridtokenx.core.units import kwh_to_wh
 from gridtokenx.readings.envelope import QualityBit
-from gridtokenx.readings.reading import EXPORT, GENERATION, IMPORT, REGISTER_OF, Flag, Reading, Trust
+from gridtokenx.readings.reading import (
+    EXPORT,
+    GENERATION,
+    IMPORT,
+    REGISTER_OF,
+    VALUE_FIELDS,
+    Flag,
+    Reading,
+    Trust,
+)
 from gridtokenx.readings.replay import DEFAULT_WINDOW, ReplayWindow, SeqVerdict
 from gridtokenx.readings.solar import solar_elevation_deg
 
@@ -106,9 +118,9 @@ class RegisterSnapshot:
         return {channel: value for channel, value in found.items() if value is not None}
 
 
-@dataclass(frozen=True)
-class VeeContext:
+class VeeContext(msgspec.Struct, frozen=True, kw_only=True):
     """Everything `evaluate` needs to know beyond the reading itself; the service looks these up.
+    (A frozen msgspec Struct: one is built per reading, ~5x cheaper than a frozen dataclass.)
 
     Times are UTC epoch seconds, energy integer Wh. Mappings keyed by quantity use the names in
     `reading.CHANNELS` (`import_wh`, `export_wh`, `generation_wh`, `consumption_wh`).
@@ -126,12 +138,12 @@ class VeeContext:
     previous_registers: RegisterSnapshot | None = None  # the nearest earlier interval that has registers
     # sum of stored import/export values strictly between that snapshot and this reading, and how
     # many stored intervals that sum covers (the sum check runs only when none is missing)
-    energy_between: Mapping[str, int] = field(default_factory=dict)
+    energy_between: Mapping[str, int] = msgspec.field(default_factory=dict)
     intervals_between: int = 0
     register_modulus_wh: int | None = None  # a register wraps to 0 at this value (None: never wraps)
     baseline_reset_at: int | None = None  # meter replaced / registers reset at this time
-    same_slot_median: Mapping[str, int] = field(default_factory=dict)  # same slot, last 7 days
-    recent_values: Mapping[str, Sequence[int]] = field(default_factory=dict)  # preceding ones, oldest first
+    same_slot_median: Mapping[str, int] = msgspec.field(default_factory=dict)  # same slot, last 7 days
+    recent_values: Mapping[str, Sequence[int]] = msgspec.field(default_factory=dict)  # oldest first
     latitude: float | None = None
     longitude: float | None = None
 
@@ -170,6 +182,20 @@ class VeeConfig:
     def on(self, rule: Rule) -> bool:
         return rule not in self.disabled
 
+    @cached_property
+    def stateless_checks(self) -> tuple[Any, ...]:
+        """The enabled rejecting rules that need no stored state, in order (read per reading)."""
+        return tuple(check for rule, check in _STATELESS if self.on(rule))
+
+    @cached_property
+    def flaggers(self) -> tuple[Any, ...]:
+        """The enabled flagging rules, in order."""
+        return tuple(flagger for rule, flagger in _FLAGGERS if self.on(rule))
+
+    @cached_property
+    def unmintable_flags(self) -> frozenset[str]:
+        return self.hold_flags | NEVER_MINTABLE
+
 
 @dataclass(frozen=True, slots=True)
 class Rejection:
@@ -178,8 +204,7 @@ class Rejection:
     message: str
 
 
-@dataclass(frozen=True)
-class VeeOutcome:
+class VeeOutcome(msgspec.Struct, frozen=True, kw_only=True):
     """The verdict. Rejected: `rejection` is set and nothing else matters. Accepted: store according
     to `write` with `flags`; mint `mintable_wh` (the export) when `mintable`; persist `next_replay`.
     For a NEW_VERSION the service mints only the increase over what the old version minted."""
@@ -200,8 +225,8 @@ class VeeOutcome:
 def evaluate(reading: Reading, ctx: VeeContext, cfg: VeeConfig | None = None) -> VeeOutcome:
     """Apply every enabled rule to `reading` and say whether and how to store and mint it."""
     cfg = cfg or VeeConfig()
-    for rule, check in _STATELESS:
-        if cfg.on(rule) and (rejection := check(reading, ctx, cfg)) is not None:
+    for check in cfg.stateless_checks:
+        if (rejection := check(reading, ctx, cfg)) is not None:
             return VeeOutcome(rejection=rejection)
 
     write: WriteAction = WriteAction.INSERT
@@ -227,10 +252,9 @@ def evaluate(reading: Reading, ctx: VeeContext, cfg: VeeConfig | None = None) ->
         flags.add(Flag.REVISED)
     if reading.interval_end < ctx.now - cfg.mint_max_age_s:
         flags.add(Flag.LATE)
-    for rule, flagger in _FLAGGERS:
-        if cfg.on(rule):
-            flags |= flagger(reading, ctx, cfg)
-    eligible = _trust_mintable(reading.trust, ctx) and not flags & (cfg.hold_flags | NEVER_MINTABLE)
+    for flagger in cfg.flaggers:
+        flags |= flagger(reading, ctx, cfg)
+    eligible = _trust_mintable(reading.trust, ctx) and not flags & cfg.unmintable_flags
     mintable_wh = reading.export_wh if eligible and reading.export_wh > 0 else 0
     return VeeOutcome(
         flags=frozenset(flags),
@@ -296,7 +320,8 @@ def _age(reading: Reading, ctx: VeeContext, cfg: VeeConfig) -> Rejection | None:
 
 
 def _negative(reading: Reading, ctx: VeeContext, cfg: VeeConfig) -> Rejection | None:
-    for name, value in reading.stored_values().items():
+    for name in VALUE_FIELDS:
+        value = getattr(reading, name)
         if value is not None and value < 0:
             return Rejection(Rule.NEGATIVE, Reject.NEGATIVE_VALUE, f"{name} is negative ({value})")
     return None
