@@ -51,6 +51,7 @@ from gridtokenx.readings.store import (
 
 DAY_S = 86_400
 SLOT_DAYS = 7
+VERIFY_SLICE = 64  # signatures verified between two yields to the event loop (~5 ms)
 KEY_USE_RESOLUTION = timedelta(minutes=1)  # `last_used_at` of device keys is kept to the minute
 RECENT_KEEP = 4
 
@@ -392,7 +393,13 @@ class _Batch:
         meters: dict[str, Meter],
         keys: dict[uuid.UUID, list[DeviceKey]],
     ) -> list[tuple[int, Reading]]:
-        """Verify signatures (in a worker thread: Ed25519 is the costliest step) and set trust."""
+        """Verify signatures and set trust.
+
+        Ed25519 is the costliest step, yet it runs on the event loop, in slices of VERIFY_SLICE
+        readings with a yield in between (each slice holds the loop ~5 ms), not in a worker
+        thread: PyNaCl drops the GIL for every signature, and a thread taking it back from the
+        busy loop a thousand times a batch cost ~50 µs per reading on 2 cores (6.2k readings/s
+        against 8.2k inline, measured with `gridtokenx bench ingest`)."""
         # each key's facts read off its ORM object once per batch, not once per reading
         known = {
             meter_id: [
@@ -415,7 +422,11 @@ class _Batch:
                 if reading.key_id is None or candidate[0] == reading.key_id
             ]
             jobs.append((index, reading, _dt(signed_at), candidates))
-        verdicts = await asyncio.to_thread(_verify_all, jobs)
+        verdicts: list[tuple[str, DeviceKey | None]] = []
+        for start in range(0, len(jobs), VERIFY_SLICE):
+            if start:
+                await asyncio.sleep(0)  # let other requests run between slices
+            verdicts.extend(_verdict(*job) for job in jobs[start : start + VERIFY_SLICE])
         kept = []
         used: set[uuid.UUID] = set()
         for (index, reading, _moment, _candidates), (verdict, key) in zip(jobs, verdicts, strict=True):
@@ -633,28 +644,23 @@ _SIGNATURE_FAILURES = {
 }
 
 
-def _verify_all(
-    jobs: list[tuple[int, Reading, datetime, list[tuple[DeviceKey, VerifyKey, KeyWindow]]]],
-) -> list[tuple[str, DeviceKey | None]]:
-    out: list[tuple[str, DeviceKey | None]] = []
-    for _index, reading, moment, candidates in jobs:
-        if reading.signature is None:
-            out.append(("missing", None))
-            continue
-        if not candidates:
-            out.append(("unknown_key", None))
-            continue
-        verdict: tuple[str, DeviceKey | None] = ("invalid", None)
-        for key, verify_key, window in candidates:
-            if any(
-                verify_detached(verify_key, message, reading.signature) for message in reading.signed_messages
-            ):
-                if key_covers(window, moment):
-                    verdict = ("signed", key)
-                    break
-                verdict = ("revoked", None) if key.status == KeyStatus.REVOKED else ("expired", None)
-        out.append(verdict)
-    return out
+def _verdict(
+    _index: int, reading: Reading, moment: datetime, candidates: list[tuple[DeviceKey, VerifyKey, KeyWindow]]
+) -> tuple[str, DeviceKey | None]:
+    """Which candidate key signed `reading` and whether it was valid at `moment`."""
+    if reading.signature is None:
+        return ("missing", None)
+    if not candidates:
+        return ("unknown_key", None)
+    verdict: tuple[str, DeviceKey | None] = ("invalid", None)
+    for key, verify_key, window in candidates:
+        if any(
+            verify_detached(verify_key, message, reading.signature) for message in reading.signed_messages
+        ):
+            if key_covers(window, moment):
+                return ("signed", key)
+            verdict = ("revoked", None) if key.status == KeyStatus.REVOKED else ("expired", None)
+    return verdict
 
 
 def _new_row(reading: Reading, meter_id: uuid.UUID, flags: list[str], mintable_wh: int) -> NewReading:
