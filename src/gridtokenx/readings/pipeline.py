@@ -298,9 +298,9 @@ class _Batch:
         self.meter_ids = meter_ids = {serial: meter.id for serial, meter in meters.items()}
         readings = self._authorised(readings, meters)
         keys = await self._keys([m.id for m in meters.values()])
-        readings = await self._authenticated(readings, meters, keys)
+        readings = await self._authenticated(readings, keys)
         states = await self._states(sorted({meter_ids[r.meter_serial] for _, r in readings}))
-        stored = await self._stored(readings, meters, states)
+        stored = await self._stored(readings, states)
         medians = await self._medians(readings, meters, states)
         attested_ok = self._attested_policy(meters, keys)
         facts = self._meter_facts(meters, attested_ok)
@@ -390,7 +390,6 @@ class _Batch:
     async def _authenticated(
         self,
         readings: list[tuple[int, Reading]],
-        meters: dict[str, Meter],
         keys: dict[uuid.UUID, list[DeviceKey]],
     ) -> list[tuple[int, Reading]]:
         """Verify signatures and set trust.
@@ -426,7 +425,7 @@ class _Batch:
         for start in range(0, len(jobs), VERIFY_SLICE):
             if start:
                 await asyncio.sleep(0)  # let other requests run between slices
-            verdicts.extend(_verdict(*job) for job in jobs[start : start + VERIFY_SLICE])
+            verdicts.extend(_verdict(*job[1:]) for job in jobs[start : start + VERIFY_SLICE])
         kept = []
         used: set[uuid.UUID] = set()
         for (index, reading, _moment, _candidates), (verdict, key) in zip(jobs, verdicts, strict=True):
@@ -465,7 +464,6 @@ class _Batch:
     async def _stored(
         self,
         readings: list[tuple[int, Reading]],
-        meters: dict[str, Meter],
         states: dict[uuid.UUID, _MeterState],
     ) -> dict[tuple[uuid.UUID, int, int], dict[str, int | None]]:
         """What is stored for the batch's keys; the store reuses this lookup. An estimate never
@@ -645,7 +643,7 @@ _SIGNATURE_FAILURES = {
 
 
 def _verdict(
-    _index: int, reading: Reading, moment: datetime, candidates: list[tuple[DeviceKey, VerifyKey, KeyWindow]]
+    reading: Reading, moment: datetime, candidates: list[tuple[DeviceKey, VerifyKey, KeyWindow]]
 ) -> tuple[str, DeviceKey | None]:
     """Which candidate key signed `reading` and whether it was valid at `moment`."""
     if reading.signature is None:
