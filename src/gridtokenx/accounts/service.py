@@ -17,7 +17,7 @@ from gridtokenx.core.errors import ApiError, Conflict, Forbidden, NotFound, TooM
 from gridtokenx.core.ratelimit import RateLimiter
 from gridtokenx.core.security import JwtCodec, hash_password, new_token, token_digest, verify_password
 from gridtokenx.core.settings import Settings
-from gridtokenx.core.types import utcnow
+from gridtokenx.core.types import last_use_due, utcnow
 
 API_KEY_PREFIX = "gtx_"
 
@@ -250,7 +250,9 @@ async def authenticate_api_key(session: AsyncSession, raw_key: str) -> tuple[Use
     user = await session.get(User, row.user_id)
     if user is None or not user.is_active:
         raise Unauthorized("API key owner is disabled", code="API_KEY_INVALID")
-    row.last_used_at = utcnow()
+    now = utcnow()
+    if last_use_due(row.last_used_at, now):
+        row.last_used_at = now
     return user, row
 
 

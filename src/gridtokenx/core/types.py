@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import DateTime
@@ -34,3 +34,17 @@ class UtcDateTime(TypeDecorator[datetime]):
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+LAST_USED_RESOLUTION = timedelta(minutes=1)
+
+
+def last_use_due(last_used_at: datetime | None, now: datetime) -> bool:
+    """Whether a credential's `last_used_at` should be written again: it is kept to the minute,
+    since a row update on every request would serialise concurrent requests of one credential
+    on its row lock and cost a commit each."""
+    if last_used_at is None:
+        return True
+    if last_used_at.tzinfo is None:
+        last_used_at = last_used_at.replace(tzinfo=UTC)
+    return now - last_used_at >= LAST_USED_RESOLUTION

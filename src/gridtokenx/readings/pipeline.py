@@ -13,7 +13,7 @@ import uuid
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from decimal import Decimal
 from enum import StrEnum
 from functools import lru_cache
@@ -26,7 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from gridtokenx.accounts.models import Role, User
 from gridtokenx.core.db import Database
-from gridtokenx.core.types import utcnow
+from gridtokenx.core.types import last_use_due, utcnow
 from gridtokenx.events.bus import EventBus, Outbox
 from gridtokenx.meters.models import DeviceKey, KeyStatus, Meter, MeterStatus
 from gridtokenx.meters.rules import KeyWindow, attested_mintable, key_covers
@@ -52,7 +52,6 @@ from gridtokenx.readings.store import (
 DAY_S = 86_400
 SLOT_DAYS = 7
 VERIFY_SLICE = 64  # signatures verified between two yields to the event loop (~5 ms)
-KEY_USE_RESOLUTION = timedelta(minutes=1)  # `last_used_at` of device keys is kept to the minute
 RECENT_KEEP = 4
 
 
@@ -71,7 +70,7 @@ class ItemResult:
     path: str | None = None
     meter_serial: str | None = None
     interval_start: datetime | None = None
-    reading_id: uuid.UUID | None = None
+    reading_id: str | None = None
     version: int | None = None
     trust: str | None = None
     flags: list[str] = field(default_factory=list)
@@ -84,9 +83,9 @@ class ItemResult:
             out.update(code=self.code, message=self.message, path=self.path)
         else:
             out.update(
-                reading_id=str(self.reading_id),
+                reading_id=self.reading_id,
                 meter_serial=self.meter_serial,
-                interval_start=self.interval_start.isoformat() if self.interval_start else None,
+                interval_start=None if self.interval_start is None else _iso(self.interval_start),
                 version=self.version,
                 trust=self.trust,
                 flags=self.flags,
@@ -123,6 +122,12 @@ def _epoch(moment: datetime | None) -> int | None:
 def _dt(epoch: int) -> datetime:
     """Interval starts repeat across a batch's meters: convert each one once."""
     return datetime.fromtimestamp(epoch, UTC)
+
+
+@lru_cache(maxsize=65_536)
+def _iso(moment: datetime) -> str:
+    """Likewise their ISO text in results and events."""
+    return moment.isoformat()
 
 
 @dataclass
@@ -442,9 +447,7 @@ class _Batch:
         for meter_keys in keys.values():
             for key in meter_keys:
                 # to the minute: an UPDATE per key and batch would cost more than the verify
-                if key.id in used and (
-                    key.last_used_at is None or now - as_utc(key.last_used_at) >= KEY_USE_RESOLUTION
-                ):
+                if key.id in used and last_use_due(key.last_used_at, now):
                     key.last_used_at = now
         return kept
 
@@ -577,22 +580,25 @@ class _Batch:
         estimates: list[Reading],
         meters: dict[str, Meter],
     ) -> None:
-        rows: list[NewReading] = []
-        for _, reading, outcome in to_store:
-            rows.append(
-                _new_row(
-                    reading, self.meter_ids[reading.meter_serial], sorted(outcome.flags), outcome.mintable_wh
-                )
-            )
+        meter_ids = self.meter_ids
+        flag_lists = [sorted(outcome.flags) for _, _, outcome in to_store]
+        rows = [
+            _new_row(reading, meter_ids[reading.meter_serial], flags, outcome.mintable_wh)
+            for (_, reading, outcome), flags in zip(to_store, flag_lists, strict=True)
+        ]
         for _, reading in duplicates:
-            rows.append(_new_row(reading, self.meter_ids[reading.meter_serial], sorted(reading.flags), 0))
+            rows.append(_new_row(reading, meter_ids[reading.meter_serial], sorted(reading.flags), 0))
         for reading in estimates:
-            rows.append(_new_row(reading, self.meter_ids[reading.meter_serial], sorted(reading.flags), 0))
+            rows.append(_new_row(reading, meter_ids[reading.meter_serial], sorted(reading.flags), 0))
         stored = await store_readings(self.session, rows, self.existing, known_new=self._after_latest)
-        outcomes: list[tuple[int, Reading, vee.VeeOutcome | None]] = [*to_store]
-        outcomes += [(i, r, None) for i, r in duplicates]
-        for (index, reading, verdict), result in zip(outcomes, stored, strict=False):
-            status = ItemStatus.DUPLICATE if result.status is StoreStatus.DUPLICATE else ItemStatus.ACCEPTED
+        outcomes: list[tuple[int, Reading, list[str], int]] = [
+            (index, reading, flags, outcome.mintable_wh)
+            for (index, reading, outcome), flags in zip(to_store, flag_lists, strict=True)
+        ]
+        outcomes += [(i, r, [], 0) for i, r in duplicates]
+        accepted, duplicate = ItemStatus.ACCEPTED, ItemStatus.DUPLICATE
+        for (index, reading, flags, mintable_wh), result in zip(outcomes, stored, strict=False):
+            status = duplicate if result.status is StoreStatus.DUPLICATE else accepted
             self.results[index] = ItemResult(
                 index,
                 status,
@@ -600,9 +606,9 @@ class _Batch:
                 interval_start=_dt(reading.interval_start),
                 reading_id=result.reading_id,
                 version=result.version,
-                trust=reading.trust.value,
-                flags=sorted(verdict.flags) if verdict else [],
-                mintable_wh=verdict.mintable_wh if verdict and status is ItemStatus.ACCEPTED else 0,
+                trust=reading.trust,
+                flags=flags,
+                mintable_wh=mintable_wh if status is accepted else 0,
             )
 
     def _events(self, meters: dict[str, Meter]) -> None:
@@ -618,11 +624,11 @@ class _Batch:
                 continue
             meter = meters[result.meter_serial or ""]
             data = {
-                "reading_id": str(result.reading_id),
+                "reading_id": result.reading_id,
                 "meter_id": str(meter.id),
                 "meter_serial": meter.serial,
                 "owner_id": str(meter.owner_id) if meter.owner_id else None,
-                "interval_start": result.interval_start.isoformat() if result.interval_start else None,
+                "interval_start": None if result.interval_start is None else _iso(result.interval_start),
                 "trust": result.trust,
                 "flags": result.flags,
                 "duplicate": result.status is ItemStatus.DUPLICATE,
@@ -668,15 +674,15 @@ def _new_row(reading: Reading, meter_id: uuid.UUID, flags: list[str], mintable_w
         interval_start=_dt(reading.interval_start),
         duration_s=reading.duration,
         values=reading.stored_values(),
-        trust=reading.trust.value,
-        source=reading.source.value,
+        trust=reading.trust,
+        source=reading.source,
         observed_at=_dt(reading.observed_at),
         flags=flags,
         seq=reading.seq,
         key_id=reading.key_id,
         signature=reading.signature,
         mintable_wh=mintable_wh,
-        extras=_jsonable(dict(reading.extras)),
+        extras=_jsonable(dict(reading.extras)) if reading.extras else {},
     )
 
 

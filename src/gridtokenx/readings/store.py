@@ -11,17 +11,18 @@ import hashlib
 import uuid
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from functools import cached_property
 from typing import Any, NamedTuple
 
+import msgspec
 import orjson
 from sqlalchemy import select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from gridtokenx.core.ids import uuid7 as new_reading_id
 from gridtokenx.readings.models import DailyRollup, HourlyRollup, MeterReading, ReadingRevision
 
 VALUE_FIELDS = (
@@ -48,9 +49,11 @@ class StoreStatus(StrEnum):
 Key = tuple[uuid.UUID, int, datetime]
 
 
-@dataclass
-class NewReading:
-    """One interval to store; `values` holds every field of VALUE_FIELDS (None when unreported)."""
+class NewReading(msgspec.Struct):
+    """One interval to store; `values` holds every field of VALUE_FIELDS (None when unreported).
+
+    A msgspec Struct (one is built per stored reading), with a time-ordered id as text: the id is
+    what the API returns and the JSON insert sends, so it is never built as a `uuid.UUID`."""
 
     meter_id: uuid.UUID
     channel: int
@@ -60,33 +63,43 @@ class NewReading:
     trust: str
     source: str
     observed_at: datetime
-    flags: list[str] = field(default_factory=list)
+    flags: list[str] = []
     seq: int | None = None
     key_id: str | None = None
     signature: bytes | None = None
     mintable_wh: int = 0
-    extras: dict[str, Any] = field(default_factory=dict)
-    id: uuid.UUID = field(default_factory=uuid.uuid4)
+    extras: dict[str, Any] = {}
+    id: str = msgspec.field(default_factory=new_reading_id)
 
-    @cached_property
+    @property
     def key(self) -> Key:
         return (self.meter_id, self.channel, self.interval_start)
 
-    @cached_property
+    @property
     def content_hash(self) -> str:
-        parts = [str(self.values.get(name)) for name in VALUE_FIELDS]
-        return hashlib.sha256("|".join([*parts, str(self.duration_s), self.trust]).encode()).hexdigest()
+        return content_hash(self.values, self.duration_s, self.trust)
+
+
+def content_hash(values: dict[str, int | None], duration_s: int, trust: str) -> str:
+    """SHA-256 of the stored values, duration and trust: an identical resend has the same hash.
+    (The text is `str()` of each VALUE_FIELDS value, then duration and trust, joined by `|`.)"""
+    get = values.get
+    text = (
+        f"{get('import_wh')}|{get('export_wh')}|{get('generation_wh')}|{get('consumption_wh')}|"
+        f"{get('import_register_wh')}|{get('export_register_wh')}|{duration_s}|{trust}"
+    )
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 class Stored(NamedTuple):
     status: StoreStatus
-    reading_id: uuid.UUID
+    reading_id: str
     version: int
 
 
 @dataclass
 class Existing:
-    id: uuid.UUID
+    id: str
     content_hash: str
     version: int
     trust: str
@@ -110,6 +123,10 @@ def _contribution(trust: str, values: dict[str, int | None]) -> tuple[int, int, 
         get("generation_wh") or 0,
         get("consumption_wh") or 0,
     )
+
+
+def _epoch(moment: datetime) -> int:
+    return int(moment.timestamp())
 
 
 def as_utc(moment: datetime) -> datetime:
@@ -166,33 +183,28 @@ async def load_existing(session: AsyncSession, keys: Sequence[Key]) -> dict[Key,
     for row in rows:
         key = (row[0], row[1], as_utc(row[2]))
         values = {name: row[7 + i] for i, name in enumerate(VALUE_FIELDS)}
-        found[key] = Existing(row[3], row[4], row[5], row[6], values)
+        found[key] = Existing(str(row[3]), row[4], row[5], row[6], values)
     return found
 
 
-def _stored_fields(item: NewReading) -> dict[str, Any]:
-    """The columns both insert paths take from a reading as they are."""
+def _row(item: NewReading) -> dict[str, Any]:
+    """A reading as the ORM/Core insert takes it (SQLite, and revisions on both backends)."""
+    values = item.values
     return {
+        "meter_id": item.meter_id,
+        "interval_start": item.interval_start,
+        "id": uuid.UUID(item.id),
         "channel": item.channel,
         "duration_s": item.duration_s,
-        **{name: item.values.get(name) for name in VALUE_FIELDS},
+        **{name: values.get(name) for name in VALUE_FIELDS},
         "trust": item.trust,
         "source": item.source,
-        "flags": sorted(item.flags),
+        "flags": item.flags,
         "seq": item.seq,
         "key_id": item.key_id,
         "content_hash": item.content_hash,
         "mintable_wh": item.mintable_wh,
         "extras": item.extras,
-    }
-
-
-def _row(item: NewReading) -> dict[str, Any]:
-    return {
-        "meter_id": item.meter_id,
-        "interval_start": item.interval_start,
-        "id": item.id,
-        **_stored_fields(item),
         "signature": item.signature,
         "version": 1,
         "mint_pending": item.mintable_wh > 0,
@@ -216,7 +228,7 @@ _PG_INSERT = (
     "FROM json_to_recordset($1::json) AS r({record}) "
     "ON CONFLICT (meter_id, channel, interval_start) DO NOTHING"
 ).format(values=", ".join(VALUE_FIELDS), record=_PG_RECORD)
-_PG_OURS = "SELECT id FROM meter_readings WHERE id = ANY($1::uuid[])"
+_PG_OURS = "SELECT id FROM meter_readings WHERE id = ANY($1::text[]::uuid[])"
 
 
 async def _asyncpg(session: AsyncSession) -> Any:
@@ -227,14 +239,32 @@ async def _asyncpg(session: AsyncSession) -> Any:
 
 
 def _pg_record(item: NewReading, meter_id: str) -> dict[str, Any]:
-    """A reading as one JSON record of `_PG_RECORD` (times as epoch seconds, the signature as hex)."""
+    """A reading as one JSON record of `_PG_RECORD` (times as epoch seconds, the signature as hex).
+    One dict literal: this runs for every stored reading."""
+    values = item.values
+    get = values.get
     return {
         "meter_id": meter_id,
-        "interval_start": int(item.interval_start.timestamp()),
-        "id": str(item.id),
-        **_stored_fields(item),
+        "channel": item.channel,
+        "interval_start": _epoch(item.interval_start),
+        "id": item.id,
+        "duration_s": item.duration_s,
+        "import_wh": get("import_wh"),
+        "export_wh": get("export_wh"),
+        "generation_wh": get("generation_wh"),
+        "consumption_wh": get("consumption_wh"),
+        "import_register_wh": get("import_register_wh"),
+        "export_register_wh": get("export_register_wh"),
+        "trust": item.trust,
+        "source": item.source,
+        "flags": item.flags,
+        "seq": item.seq,
+        "key_id": item.key_id,
         "signature": None if item.signature is None else item.signature.hex(),
-        "observed_at": int(item.observed_at.timestamp()),
+        "content_hash": content_hash(values, item.duration_s, item.trust),
+        "mintable_wh": item.mintable_wh,
+        "extras": item.extras,
+        "observed_at": _epoch(item.observed_at),
     }
 
 
@@ -258,7 +288,7 @@ async def _insert_new_pg(session: AsyncSession, items: list[NewReading]) -> set[
     if int(status.rsplit(" ", 1)[-1]) == len(items):
         return {item.key for item in items}  # the usual case: no concurrent writer won a key
     ours = await driver.fetch(_PG_OURS, [item.id for item in items])
-    mine = {record[0] for record in ours}
+    mine = {str(record[0]) for record in ours}
     return {item.key for item in items if item.id in mine}
 
 
