@@ -17,11 +17,12 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from enum import StrEnum
 from functools import lru_cache
-from typing import Any
+from typing import Any, cast
 
 from msgspec.structs import replace
+from nacl.exceptions import BadSignatureError
 from nacl.signing import VerifyKey
-from sqlalchemy import select
+from sqlalchemy import Table, bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gridtokenx.accounts.models import Role, User
@@ -37,13 +38,13 @@ from gridtokenx.readings.models import MeterIngestState, MeterReading
 from gridtokenx.readings.partitions import PartitionManager
 from gridtokenx.readings.reading import CHANNELS, Reading, Source, Trust
 from gridtokenx.readings.replay import ReplayWindow
-from gridtokenx.readings.signing import verify_detached
 from gridtokenx.readings.store import (
     Existing,
     Key,
     NewReading,
     StoreStatus,
     as_utc,
+    dialect_insert,
     load_existing,
     rows_by_keys,
     store_readings,
@@ -133,9 +134,9 @@ def _iso(moment: datetime) -> str:
 @dataclass
 class _MeterState:
     """The in-memory ingest state of one meter while a batch is processed; written back to its
-    row once, in `flush`."""
+    row once per batch, by `_Batch._save_states`."""
 
-    row: MeterIngestState
+    meter_id: uuid.UUID
     replay: ReplayWindow | None
     recent: dict[str, list[int]]
     last: dict[str, Any] | None  # the latest measured reading (for gap estimation)
@@ -143,16 +144,19 @@ class _MeterState:
     register_start: int | None
     import_register: int | None
     export_register: int | None
+    loaded_last: dict[str, Any] | None  # `last` as the batch found it
+    seq_row: tuple[int | None, bytes | None]  # the stored window, kept when `replay` stays None
 
     @classmethod
-    def load(cls, row: MeterIngestState, window: int) -> _MeterState:
+    def load(cls, row: Any, window: int) -> _MeterState:
+        """From a `meter_ingest_state` row read with Core (no ORM identity map on the hot path)."""
         replay = None
         if row.seq_highest is not None and row.seq_bitmap is not None:
             replay = ReplayWindow.from_bitmap(row.seq_highest, row.seq_bitmap, window)
         stored = row.recent or {}
         recent = {k: list(v) for k, v in stored.get("values", {}).items()}
         return cls(
-            row,
+            row.meter_id,
             replay,
             recent,
             stored.get("last"),
@@ -160,6 +164,8 @@ class _MeterState:
             _epoch(row.register_interval_start),
             row.last_import_register_wh,
             row.last_export_register_wh,
+            stored.get("last"),
+            (row.seq_highest, row.seq_bitmap),
         )
 
     def latest(self) -> int | None:
@@ -177,10 +183,14 @@ class _MeterState:
         )
 
     def remember(self, reading: Reading) -> None:
+        recent = self.recent
         for name, value in reading.channel_values().items():
-            values = self.recent.setdefault(name, [])
+            values = recent.get(name)
+            if values is None:
+                values = recent[name] = []
             values.append(value)
-            del values[:-RECENT_KEEP]
+            if len(values) > RECENT_KEEP:
+                del values[:-RECENT_KEEP]
         if (reading.import_register_wh is not None or reading.export_register_wh is not None) and (
             self.register_start is None or reading.interval_start >= self.register_start
         ):
@@ -193,21 +203,53 @@ class _MeterState:
             self.last = {
                 "interval_start": reading.interval_start,
                 "duration": reading.duration,
-                **{name: getattr(reading, name) for name in _VALUE_NAMES},
+                "import_wh": reading.import_wh,
+                "export_wh": reading.export_wh,
+                "generation_wh": reading.generation_wh,
+                "consumption_wh": reading.consumption_wh,
+                "import_register_wh": reading.import_register_wh,
+                "export_register_wh": reading.export_register_wh,
             }
 
-    def flush(self) -> None:
-        row = self.row
+    def row_values(self, now: datetime) -> dict[str, Any]:
+        """The state row as it must be written back."""
+        seq_highest, seq_bitmap = self.seq_row
         if self.replay is not None:
-            row.seq_highest = self.replay.highest
-            row.seq_bitmap = self.replay.bitmap_bytes()
-        if self.register_start is not None:
-            row.register_interval_start = _dt(self.register_start)
-            row.last_import_register_wh = self.import_register
-            row.last_export_register_wh = self.export_register
-        if self.last is not None:
-            row.last_interval_start = _dt(int(self.last["interval_start"]))
-        row.recent = {"values": self.recent, "last": self.last, "first_start": self.first_start}
+            seq_highest, seq_bitmap = self.replay.highest, self.replay.bitmap_bytes()
+        return {
+            "b_meter_id": self.meter_id,
+            "seq_highest": seq_highest,
+            "seq_bitmap": seq_bitmap,
+            "register_interval_start": None if self.register_start is None else _dt(self.register_start),
+            "last_import_register_wh": self.import_register,
+            "last_export_register_wh": self.export_register,
+            "last_interval_start": None if self.last is None else _dt(int(self.last["interval_start"])),
+            "recent": {"values": self.recent, "last": self.last, "first_start": self.first_start},
+            "updated_at": now,
+        }
+
+
+_STATE = cast(Table, MeterIngestState.__table__)
+_STATE_COLUMNS = [c for c in _STATE.c if c.name != "updated_at"]
+_SAVE_STATE = (
+    update(_STATE)
+    .where(_STATE.c.meter_id == bindparam("b_meter_id"))
+    .values(
+        {
+            name: bindparam(name)
+            for name in (
+                "seq_highest",
+                "seq_bitmap",
+                "register_interval_start",
+                "last_import_register_wh",
+                "last_export_register_wh",
+                "last_interval_start",
+                "recent",
+                "updated_at",
+            )
+        }
+    )
+)
 
 
 def _last_reading(serial: str, last: dict[str, Any]) -> Reading:
@@ -308,21 +350,23 @@ class _Batch:
         stored = await self._stored(readings, states)
         medians = await self._medians(readings, meters, states)
         attested_ok = self._attested_policy(meters, keys)
-        facts = self._meter_facts(meters, attested_ok)
+        contexts = self._meter_contexts(meters, attested_ok)
 
         to_store: list[tuple[int, Reading, vee.VeeOutcome]] = []
+        no_medians: dict[str, int] = {}
         for index, reading in sorted(
             readings, key=lambda ir: (ir[1].meter_serial, ir[1].interval_start, ir[0])
         ):
             meter_id = meter_ids[reading.meter_serial]
             state = states[meter_id]
             key = (meter_id, reading.channel, reading.interval_start)
-            ctx = vee.VeeContext(
-                **facts[reading.meter_serial],
+            base = contexts[reading.meter_serial]
+            ctx = replace(
+                base,
                 replay=state.replay,
                 stored=stored.get(key),
-                previous_registers=state.registers(facts[reading.meter_serial]["interval_s"]),
-                same_slot_median=medians.get(key, {}),
+                previous_registers=state.registers(base.interval_s),
+                same_slot_median=medians.get(key, no_medians),
                 recent_values=state.recent,
             )
             outcome = vee.evaluate(reading, ctx, self.p.vee_config)
@@ -340,8 +384,7 @@ class _Batch:
         duplicates = [(i, r) for i, r in readings if self.results[i] is None and i not in storing]
         estimates = self._estimates(to_store, meters, states)
         await self._store(to_store, duplicates, estimates, meters)
-        for state in states.values():
-            state.flush()
+        await self._save_states(states)
         await self.session.commit()
         self._events(meters)
         return [r for r in self.results if r is not None]
@@ -418,13 +461,19 @@ class _Batch:
             for meter_id, meter_keys in keys.items()
         }
         jobs = []
+        meter_ids = self.meter_ids
+        # the keys that may have signed: one list per (meter, key_id), shared by its readings
+        candidates_of: dict[tuple[uuid.UUID, str | None], list[tuple[DeviceKey, VerifyKey, KeyWindow]]] = {}
         for index, reading in readings:
             signed_at = reading.created if reading.created is not None else reading.observed_at
-            candidates = [
-                candidate[1:]
-                for candidate in known.get(self.meter_ids[reading.meter_serial], ())
-                if reading.key_id is None or candidate[0] == reading.key_id
-            ]
+            wanted = (meter_ids[reading.meter_serial], reading.key_id)
+            candidates = candidates_of.get(wanted)
+            if candidates is None:
+                candidates = candidates_of[wanted] = [
+                    candidate[1:]
+                    for candidate in known.get(wanted[0], ())
+                    if wanted[1] is None or candidate[0] == wanted[1]
+                ]
             jobs.append((index, reading, _dt(signed_at), candidates))
         verdicts: list[tuple[str, DeviceKey | None]] = []
         for start in range(0, len(jobs), VERIFY_SLICE):
@@ -452,17 +501,33 @@ class _Batch:
         return kept
 
     async def _states(self, meter_ids: list[uuid.UUID]) -> dict[uuid.UUID, _MeterState]:
-        query = select(MeterIngestState).where(MeterIngestState.meter_id.in_(meter_ids))
-        if not self.p.db.is_sqlite:
-            query = query.with_for_update()
-        rows = {row.meter_id: row for row in await self.session.scalars(query)} if meter_ids else {}
-        for meter_id in meter_ids:
-            if meter_id not in rows:
-                row = MeterIngestState(meter_id=meter_id, recent={})
-                self.session.add(row)
-                rows[meter_id] = row
+        """Each meter's ingest state, locked for this transaction on PostgreSQL (SQLite has one
+        writer); a meter seen for the first time gets its row first, so the lock covers it too."""
+        if not meter_ids:
+            return {}
+        rows = await self._state_rows(meter_ids)
+        missing = [meter_id for meter_id in meter_ids if meter_id not in rows]
+        if missing:
+            now = utcnow()
+            insert = dialect_insert(self.session, _STATE).on_conflict_do_nothing(index_elements=["meter_id"])
+            await self.session.execute(
+                insert, [{"meter_id": m, "recent": {}, "updated_at": now} for m in missing]
+            )
+            rows.update(await self._state_rows(missing))
         window = self.p.vee_config.replay_window
         return {meter_id: _MeterState.load(row, window) for meter_id, row in rows.items()}
+
+    async def _state_rows(self, meter_ids: list[uuid.UUID]) -> dict[uuid.UUID, Any]:
+        query = select(*_STATE_COLUMNS).where(_STATE.c.meter_id.in_(meter_ids))
+        if not self.p.db.is_sqlite:
+            query = query.with_for_update()
+        return {row.meter_id: row for row in await self.session.execute(query)}
+
+    async def _save_states(self, states: dict[uuid.UUID, _MeterState]) -> None:
+        """One executemany UPDATE for the batch's meters (the ORM's unit of work cost ~0.3 ms each)."""
+        if states:
+            now = utcnow()
+            await self.session.execute(_SAVE_STATE, [state.row_values(now) for state in states.values()])
 
     async def _stored(
         self,
@@ -521,23 +586,24 @@ class _Batch:
     ) -> dict[uuid.UUID, bool]:
         return {m.id: attested_mintable(m.attested_mintable, bool(keys.get(m.id))) for m in meters.values()}
 
-    def _meter_facts(
+    def _meter_contexts(
         self, meters: dict[str, Meter], attested_ok: dict[uuid.UUID, bool]
-    ) -> dict[str, dict[str, Any]]:
-        """The per-meter part of every reading's VEE context, read off the ORM objects once."""
+    ) -> dict[str, vee.VeeContext]:
+        """The per-meter part of every reading's VEE context, read off the ORM objects once; each
+        reading's context is a copy with its own state filled in."""
         return {
-            serial: {
-                "now": self.now,
-                "interval_s": meter.interval_seconds,
-                "meter_active": meter.status == MeterStatus.ACTIVE,
-                "commissioned_at": _epoch(meter.commissioned_at),
-                "nameplate_w": meter.capacity_w,
-                "attested_mintable": attested_ok[meter.id],
-                "register_modulus_wh": meter.register_modulus_wh,
-                "baseline_reset_at": _epoch(meter.register_reset_at),
-                "latitude": meter.latitude,
-                "longitude": meter.longitude,
-            }
+            serial: vee.VeeContext(
+                now=self.now,
+                interval_s=meter.interval_seconds,
+                meter_active=meter.status == MeterStatus.ACTIVE,
+                commissioned_at=_epoch(meter.commissioned_at),
+                nameplate_w=meter.capacity_w,
+                attested_mintable=attested_ok[meter.id],
+                register_modulus_wh=meter.register_modulus_wh,
+                baseline_reset_at=_epoch(meter.register_reset_at),
+                latitude=meter.latitude,
+                longitude=meter.longitude,
+            )
             for serial, meter in meters.items()
         }
 
@@ -550,7 +616,7 @@ class _Batch:
         """Fill short gaps (≤ 1 h) before each new latest reading by interpolation; never minted."""
         estimates: list[Reading] = []
         previous: dict[str, dict[str, Any] | None] = {
-            serial: (states[m.id].row.recent or {}).get("last")
+            serial: states[m.id].loaded_last
             for serial, m in meters.items()
             if m.id in states
         }
@@ -638,7 +704,6 @@ class _Batch:
                 self.outbox.add("MeterReadingVerified", **data, mintable_wh=result.mintable_wh)
 
 
-_VALUE_NAMES = (*CHANNELS, "import_register_wh", "export_register_wh")
 _SIGNATURE_FAILURES = {
     "missing": ("SIGNATURE_MISSING", "a device signature is required"),
     "unknown_key": ("DEVICE_KEY_UNKNOWN", "no provisioned key of this meter matches key_id"),
@@ -657,14 +722,24 @@ def _verdict(
     if not candidates:
         return ("unknown_key", None)
     verdict: tuple[str, DeviceKey | None] = ("invalid", None)
+    signature = reading.signature
     for key, verify_key, window in candidates:
-        if any(
-            verify_detached(verify_key, message, reading.signature) for message in reading.signed_messages
-        ):
+        if _verifies(verify_key, reading.signed_messages, signature):
             if key_covers(window, moment):
                 return ("signed", key)
             verdict = ("revoked", None) if key.status == KeyStatus.REVOKED else ("expired", None)
     return verdict
+
+
+def _verifies(verify_key: VerifyKey, messages: tuple[bytes, ...], signature: bytes) -> bool:
+    """Whether `signature` verifies over any of `messages` (strict Ed25519, libsodium)."""
+    for message in messages:
+        try:
+            verify_key.verify(message, signature)
+        except (BadSignatureError, ValueError, TypeError):
+            continue
+        return True
+    return False
 
 
 def _new_row(reading: Reading, meter_id: uuid.UUID, flags: list[str], mintable_wh: int) -> NewReading:

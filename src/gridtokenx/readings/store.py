@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
+from functools import lru_cache
 from typing import Any, NamedTuple
 
 import msgspec
@@ -106,7 +107,7 @@ class Existing:
     values: dict[str, int | None]
 
 
-def _insert(session: AsyncSession, table: Any) -> Any:
+def dialect_insert(session: AsyncSession, table: Any) -> Any:
     dialect = session.get_bind().dialect.name
     return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
 
@@ -299,7 +300,7 @@ async def _insert_new(session: AsyncSession, items: list[NewReading]) -> set[Key
     if session.get_bind().dialect.name == "postgresql":
         return await _insert_new_pg(session, items)
     stmt = (
-        _insert(session, MeterReading)
+        dialect_insert(session, MeterReading)
         .on_conflict_do_nothing(index_elements=["meter_id", "channel", "interval_start"])
         .returning(MeterReading.meter_id, MeterReading.channel, MeterReading.interval_start)
     )
@@ -335,6 +336,12 @@ async def _revise(session: AsyncSession, item: NewReading, old: Existing) -> int
     return old.version + 1
 
 
+@lru_cache(maxsize=65_536)
+def _hour_of(start: datetime) -> datetime:
+    """The hour bucket of an interval start (a batch's readings share a handful of them)."""
+    return start.replace(minute=0, second=0, microsecond=0)
+
+
 class RollupDelta:
     """Sums per (meter, channel, hour) to add to the rollup tables in one upsert each; the daily
     sums are folded from the hourly ones when applied."""
@@ -346,7 +353,7 @@ class RollupDelta:
         self, meter_id: uuid.UUID, channel: int, start: datetime, delta: Sequence[int], count: int
     ) -> None:
         """Add `delta` (ROLLUP_FIELDS order) and `count` readings to the hour of `start`."""
-        key = (meter_id, channel, start.replace(minute=0, second=0, microsecond=0))
+        key = (meter_id, channel, _hour_of(start))
         sums = self.hourly.get(key)
         if sums is None:
             sums = self.hourly[key] = [0, 0, 0, 0, 0]
@@ -385,7 +392,7 @@ class RollupDelta:
                 }
                 for k, v in ordered
             ]
-            stmt = _insert(session, model)
+            stmt = dialect_insert(session, model)
             table = model.__table__
             stmt = stmt.on_conflict_do_update(
                 index_elements=["meter_id", "channel", "bucket_start"],
@@ -441,9 +448,10 @@ async def store_readings(
     that got there anyway is still caught by the insert's ON CONFLICT and re-classified)."""
     results: list[Stored | None] = [None] * len(items)
     existing = dict(existing or {})
+    keys = [item.key for item in items]  # built once: every step below looks items up by key
     missing = [
         key
-        for key in dict.fromkeys(item.key for item in items)
+        for key in dict.fromkeys(keys)
         if key not in existing and (known_new is None or not known_new(key))
     ]
     existing.update(await load_existing(session, missing))
@@ -454,29 +462,28 @@ async def store_readings(
         repeated: set[Key] = set()  # keys sent more than once in this batch
         to_insert: list[int] = []
         for index in pending if attempt else range(len(items)):
-            item = items[index]
-            if item.key in existing:
-                results[index] = await _against_existing(session, item, existing, rollups)
-            elif item.key in first_of_key:
-                repeated.add(item.key)
+            key = keys[index]
+            if key in existing:
+                results[index] = await _against_existing(session, items[index], existing, rollups)
+            elif key in first_of_key:
+                repeated.add(key)
                 continue  # decided after the insert, against the row it creates
             else:
-                first_of_key[item.key] = index
+                first_of_key[key] = index
                 to_insert.append(index)
         inserted = await _insert_new(session, [items[i] for i in to_insert])
-        lost = [i for i in to_insert if items[i].key not in inserted]
+        lost = [i for i in to_insert if keys[i] not in inserted]
         for index in to_insert:
-            item = items[index]
-            if item.key in inserted:
+            key = keys[index]
+            if key in inserted:
+                item = items[index]
                 results[index] = Stored(StoreStatus.ACCEPTED, item.id, 1)
-                if item.key in repeated:
-                    existing[item.key] = Existing(
-                        item.id, item.content_hash, 1, item.trust, dict(item.values)
-                    )
-                rollups.add(*item.key, _contribution(item.trust, item.values), int(item.trust != ESTIMATED))
+                if key in repeated:
+                    existing[key] = Existing(item.id, item.content_hash, 1, item.trust, dict(item.values))
+                rollups.add(*key, _contribution(item.trust, item.values), int(item.trust != ESTIMATED))
         pending = [i for i, r in enumerate(results) if r is None]
         if lost:
-            existing.update(await load_existing(session, [items[i].key for i in lost]))
+            existing.update(await load_existing(session, [keys[i] for i in lost]))
         if not pending:
             break
     await rollups.apply(session)

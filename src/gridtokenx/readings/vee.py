@@ -39,6 +39,7 @@ from gridtokenx.readings.replay import DEFAULT_WINDOW, ReplayWindow, SeqVerdict
 from gridtokenx.readings.solar import solar_elevation_deg
 
 DAY_S = 86_400
+Values = dict[str, int]  # a reading's reported interval channels (`Reading.channel_values()`)
 
 
 class Rule(StrEnum):
@@ -196,6 +197,11 @@ class VeeConfig:
     def unmintable_flags(self) -> frozenset[str]:
         return self.hold_flags | NEVER_MINTABLE
 
+    @cached_property
+    def switches(self) -> tuple[bool, bool, bool]:
+        """Whether the duplicate, envelope and replay rules are on (read once per reading)."""
+        return self.on(Rule.DUPLICATE), self.on(Rule.ENVELOPE), self.on(Rule.REPLAY)
+
 
 @dataclass(frozen=True, slots=True)
 class Rejection:
@@ -223,38 +229,45 @@ class VeeOutcome(msgspec.Struct, frozen=True, kw_only=True):
 
 
 def evaluate(reading: Reading, ctx: VeeContext, cfg: VeeConfig | None = None) -> VeeOutcome:
-    """Apply every enabled rule to `reading` and say whether and how to store and mint it."""
-    cfg = cfg or VeeConfig()
+    """Apply every enabled rule to `reading` and say whether and how to store and mint it.
+
+    This runs once per reading on the ingest path, so the channel values are gathered once and
+    handed to every rule that reads them."""
+    cfg = cfg or _DEFAULT_CONFIG
+    values = reading.channel_values()
     for check in cfg.stateless_checks:
-        if (rejection := check(reading, ctx, cfg)) is not None:
+        if (rejection := check(reading, values, ctx, cfg)) is not None:
             return VeeOutcome(rejection=rejection)
 
+    duplicate_on, envelope_on, replay_on = cfg.switches
     write: WriteAction = WriteAction.INSERT
     changed: tuple[str, ...] = ()
-    if cfg.on(Rule.DUPLICATE):
+    if duplicate_on and ctx.stored is not None:
         write, changed = classify_duplicate(reading, ctx.stored)
-    if write is WriteAction.NOOP:
-        return VeeOutcome(flags=reading.flags, write=write, next_replay=ctx.replay)
+        if write is WriteAction.NOOP:
+            return VeeOutcome(flags=reading.flags, write=write, next_replay=ctx.replay)
 
-    if cfg.on(Rule.ENVELOPE) and (rejection := _envelope(reading, ctx, cfg)) is not None:
+    if envelope_on and (rejection := _envelope(reading, ctx, cfg)) is not None:
         return VeeOutcome(rejection=rejection)
     next_replay = ctx.replay
-    if cfg.on(Rule.REPLAY) and reading.seq is not None:
+    if replay_on and reading.seq is not None:
         rejection, next_replay = _replay(reading.seq, ctx, cfg)
         if rejection is not None:
             return VeeOutcome(rejection=rejection)
-    rejection, flags = _registers(reading, ctx, cfg)
+    rejection, flags = _registers(reading, values, ctx, cfg)
     if rejection is not None:
         return VeeOutcome(rejection=rejection)
 
-    flags |= reading.flags
+    if reading.flags:
+        flags |= reading.flags
     if write is WriteAction.NEW_VERSION:
         flags.add(Flag.REVISED)
-    if reading.interval_end < ctx.now - cfg.mint_max_age_s:
+    if reading.interval_start + reading.duration < ctx.now - cfg.mint_max_age_s:
         flags.add(Flag.LATE)
     for flagger in cfg.flaggers:
-        flags |= flagger(reading, ctx, cfg)
-    eligible = _trust_mintable(reading.trust, ctx) and not flags & cfg.unmintable_flags
+        if found := flagger(reading, values, ctx, cfg):
+            flags |= found
+    eligible = _trust_mintable(reading.trust, ctx) and not (flags and flags & cfg.unmintable_flags)
     mintable_wh = reading.export_wh if eligible and reading.export_wh > 0 else 0
     return VeeOutcome(
         flags=frozenset(flags),
@@ -286,7 +299,7 @@ def _trust_mintable(trust: Trust, ctx: VeeContext) -> bool:
 # --- rules that reject ------------------------------------------------------------------------
 
 
-def _lifecycle(reading: Reading, ctx: VeeContext, cfg: VeeConfig) -> Rejection | None:
+def _lifecycle(reading: Reading, values: Values, ctx: VeeContext, cfg: VeeConfig) -> Rejection | None:
     if not ctx.meter_active:
         return Rejection(Rule.LIFECYCLE, Reject.METER_NOT_ACTIVE, "the meter is not active")
     if ctx.commissioned_at is not None and reading.interval_start < ctx.commissioned_at:
@@ -295,7 +308,7 @@ def _lifecycle(reading: Reading, ctx: VeeContext, cfg: VeeConfig) -> Rejection |
     return None
 
 
-def _alignment(reading: Reading, ctx: VeeContext, cfg: VeeConfig) -> Rejection | None:
+def _alignment(reading: Reading, values: Values, ctx: VeeContext, cfg: VeeConfig) -> Rejection | None:
     if reading.interval_start % ctx.interval_s:
         message = f"interval_start is not on the meter's {ctx.interval_s} s UTC grid"
         return Rejection(Rule.ALIGNMENT, Reject.INTERVAL_MISALIGNED, message)
@@ -305,21 +318,21 @@ def _alignment(reading: Reading, ctx: VeeContext, cfg: VeeConfig) -> Rejection |
     return None
 
 
-def _future(reading: Reading, ctx: VeeContext, cfg: VeeConfig) -> Rejection | None:
+def _future(reading: Reading, values: Values, ctx: VeeContext, cfg: VeeConfig) -> Rejection | None:
     if reading.observed_at > ctx.now + cfg.max_skew_s:
         message = f"read {reading.observed_at - ctx.now} s in the future (skew limit {cfg.max_skew_s} s)"
         return Rejection(Rule.FUTURE, Reject.FUTURE_READING, message)
     return None
 
 
-def _age(reading: Reading, ctx: VeeContext, cfg: VeeConfig) -> Rejection | None:
+def _age(reading: Reading, values: Values, ctx: VeeContext, cfg: VeeConfig) -> Rejection | None:
     if reading.interval_end < ctx.now - cfg.max_backfill_s:
         message = f"older than the {cfg.max_backfill_s // DAY_S}-day backfill limit"
         return Rejection(Rule.AGE, Reject.READING_TOO_OLD, message)
     return None
 
 
-def _negative(reading: Reading, ctx: VeeContext, cfg: VeeConfig) -> Rejection | None:
+def _negative(reading: Reading, values: Values, ctx: VeeContext, cfg: VeeConfig) -> Rejection | None:
     for name in VALUE_FIELDS:
         value = getattr(reading, name)
         if value is not None and value < 0:
@@ -327,15 +340,15 @@ def _negative(reading: Reading, ctx: VeeContext, cfg: VeeConfig) -> Rejection | 
     return None
 
 
-def _ceiling(reading: Reading, ctx: VeeContext, cfg: VeeConfig) -> Rejection | None:
-    for name, value in reading.channel_values().items():
+def _ceiling(reading: Reading, values: Values, ctx: VeeContext, cfg: VeeConfig) -> Rejection | None:
+    for name, value in values.items():
         if value > cfg.max_reading_wh:
             message = f"{name} of {value} Wh exceeds the {cfg.max_reading_wh} Wh per-reading maximum"
             return Rejection(Rule.CEILING, Reject.EXCEEDS_MAX_READING, message)
     return None
 
 
-def _capacity(reading: Reading, ctx: VeeContext, cfg: VeeConfig) -> Rejection | None:
+def _capacity(reading: Reading, values: Values, ctx: VeeContext, cfg: VeeConfig) -> Rejection | None:
     if ctx.nameplate_w is None:
         return None
     margin = cfg.capacity_margin
@@ -386,7 +399,9 @@ def _replay(seq: int, ctx: VeeContext, cfg: VeeConfig) -> tuple[Rejection | None
     return None, ctx.replay.record(seq)
 
 
-def _registers(reading: Reading, ctx: VeeContext, cfg: VeeConfig) -> tuple[Rejection | None, set[str]]:
+def _registers(
+    reading: Reading, values: Values, ctx: VeeContext, cfg: VeeConfig
+) -> tuple[Rejection | None, set[str]]:
     """Registers against the nearest earlier snapshot: monotonic (rule 7), and the interval values
     in between adding up to the register difference within 1 Wh per interval (rule 8)."""
     previous, current = ctx.previous_registers, reading.register_values()
@@ -414,7 +429,7 @@ def _registers(reading: Reading, ctx: VeeContext, cfg: VeeConfig) -> tuple[Rejec
             else:
                 continue
         if cfg.on(Rule.REGISTER_SUM) and complete:
-            summed = ctx.energy_between.get(channel, 0) + reading.channel_values()[channel]
+            summed = ctx.energy_between.get(channel, 0) + values[channel]
             if abs(delta - summed) > cfg.register_tolerance_wh * intervals:
                 message = f"{channel} intervals sum to {summed} Wh but {REGISTER_OF[channel]} rose {delta} Wh"
                 return Rejection(Rule.REGISTER_SUM, Reject.REGISTER_SUM_MISMATCH, message), flags
@@ -422,49 +437,64 @@ def _registers(reading: Reading, ctx: VeeContext, cfg: VeeConfig) -> tuple[Rejec
 
 
 # --- rules that flag --------------------------------------------------------------------------
+# Each returns the flags it raises; the shared empty set when none (the usual case, made once).
+
+_NONE: frozenset[str] = frozenset()
+_SPIKE = frozenset({Flag.SPIKE})
+_FROZEN = frozenset({Flag.FROZEN_VALUE})
+_PV_AT_NIGHT = frozenset({Flag.PV_AT_NIGHT})
+_EXPORT_EXCEEDS = frozenset({Flag.EXPORT_EXCEEDS_GENERATION})
 
 
-def _spike(reading: Reading, ctx: VeeContext, cfg: VeeConfig) -> set[str]:
-    for name, value in reading.channel_values().items():
-        median = ctx.same_slot_median.get(name)
+def _spike(reading: Reading, values: Values, ctx: VeeContext, cfg: VeeConfig) -> frozenset[str]:
+    medians = ctx.same_slot_median
+    if not medians:
+        return _NONE
+    for name, value in values.items():
+        median = medians.get(name)
         if median is not None and median > 0 and value > cfg.spike_factor * median:
-            return {Flag.SPIKE}
-    return set()
+            return _SPIKE
+    return _NONE
 
 
-def _frozen(reading: Reading, ctx: VeeContext, cfg: VeeConfig) -> set[str]:
+def _frozen(reading: Reading, values: Values, ctx: VeeContext, cfg: VeeConfig) -> frozenset[str]:
     earlier = cfg.frozen_repeats - 1
-    for name, value in reading.channel_values().items():
-        recent = ctx.recent_values.get(name, ())
-        if value != 0 and len(recent) >= earlier and all(v == value for v in recent[len(recent) - earlier :]):
-            return {Flag.FROZEN_VALUE}
-    return set()
+    recent_values = ctx.recent_values
+    for name, value in values.items():
+        if value == 0:
+            continue
+        if earlier <= 0:
+            return _FROZEN
+        recent = recent_values.get(name, ())
+        if len(recent) >= earlier and recent[-1] == value and recent[-earlier:].count(value) == earlier:
+            return _FROZEN
+    return _NONE
 
 
-def _night(reading: Reading, ctx: VeeContext, cfg: VeeConfig) -> set[str]:
+def _night(reading: Reading, values: Values, ctx: VeeContext, cfg: VeeConfig) -> frozenset[str]:
     if ctx.latitude is None or ctx.longitude is None:
-        return set()
+        return _NONE
     produced = reading.generation_wh if reading.generation_wh is not None else reading.export_wh
     if produced <= cfg.night_tolerance_wh:
-        return set()
+        return _NONE
     instants = (reading.interval_start, reading.interval_start + reading.duration // 2, reading.interval_end)
     highest = max(solar_elevation_deg(ctx.latitude, ctx.longitude, t) for t in instants)
-    return {Flag.PV_AT_NIGHT} if highest < cfg.night_elevation_deg else set()
+    return _PV_AT_NIGHT if highest < cfg.night_elevation_deg else _NONE
 
 
-def _balance(reading: Reading, ctx: VeeContext, cfg: VeeConfig) -> set[str]:
+def _balance(reading: Reading, values: Values, ctx: VeeContext, cfg: VeeConfig) -> frozenset[str]:
     margin = cfg.export_margin
     if (
         reading.generation_wh is None
         or reading.export_wh * margin.denominator <= reading.generation_wh * margin.numerator
     ):
-        return set()
-    return {Flag.EXPORT_EXCEEDS_GENERATION}
+        return _NONE
+    return _EXPORT_EXCEEDS
 
 
-def _device_quality(reading: Reading, ctx: VeeContext, cfg: VeeConfig) -> set[str]:
+def _device_quality(reading: Reading, values: Values, ctx: VeeContext, cfg: VeeConfig) -> frozenset[str]:
     if not reading.quality:
-        return set()
+        return _NONE
     bits = QualityBit(reading.quality & 0xF)
     flags: set[str] = set()
     if bits & (QualityBit.CLOCK_INVALID | QualityBit.CLOCK_ADJUSTED):
@@ -473,7 +503,7 @@ def _device_quality(reading: Reading, ctx: VeeContext, cfg: VeeConfig) -> set[st
         flags.add(Flag.POWER_OUTAGE)
     if bits & QualityBit.TAMPER:
         flags.add(Flag.TAMPER_REPORTED)
-    return flags
+    return frozenset(flags)
 
 
 _FLAGGERS = (
@@ -483,3 +513,6 @@ _FLAGGERS = (
     (Rule.BALANCE, _balance),
     (Rule.DEVICE_QUALITY, _device_quality),
 )
+
+
+_DEFAULT_CONFIG = VeeConfig()
