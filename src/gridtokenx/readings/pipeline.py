@@ -20,7 +20,6 @@ from functools import lru_cache
 from typing import Any, cast
 
 from msgspec.structs import replace
-from nacl.exceptions import BadSignatureError
 from nacl.signing import VerifyKey
 from sqlalchemy import Table, bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -38,6 +37,7 @@ from gridtokenx.readings.models import MeterIngestState, MeterReading
 from gridtokenx.readings.partitions import PartitionManager
 from gridtokenx.readings.reading import CHANNELS, Reading, Source, Trust
 from gridtokenx.readings.replay import ReplayWindow
+from gridtokenx.readings.signing import verify_detached
 from gridtokenx.readings.store import (
     Existing,
     Key,
@@ -234,21 +234,7 @@ _STATE_COLUMNS = [c for c in _STATE.c if c.name != "updated_at"]
 _SAVE_STATE = (
     update(_STATE)
     .where(_STATE.c.meter_id == bindparam("b_meter_id"))
-    .values(
-        {
-            name: bindparam(name)
-            for name in (
-                "seq_highest",
-                "seq_bitmap",
-                "register_interval_start",
-                "last_import_register_wh",
-                "last_export_register_wh",
-                "last_interval_start",
-                "recent",
-                "updated_at",
-            )
-        }
-    )
+    .values({c.name: bindparam(c.name) for c in _STATE.c if c.name != "meter_id"})
 )
 
 
@@ -724,22 +710,11 @@ def _verdict(
     verdict: tuple[str, DeviceKey | None] = ("invalid", None)
     signature = reading.signature
     for key, verify_key, window in candidates:
-        if _verifies(verify_key, reading.signed_messages, signature):
+        if any(verify_detached(verify_key, message, signature) for message in reading.signed_messages):
             if key_covers(window, moment):
                 return ("signed", key)
             verdict = ("revoked", None) if key.status == KeyStatus.REVOKED else ("expired", None)
     return verdict
-
-
-def _verifies(verify_key: VerifyKey, messages: tuple[bytes, ...], signature: bytes) -> bool:
-    """Whether `signature` verifies over any of `messages` (strict Ed25519, libsodium)."""
-    for message in messages:
-        try:
-            verify_key.verify(message, signature)
-        except (BadSignatureError, ValueError, TypeError):
-            continue
-        return True
-    return False
 
 
 def _new_row(reading: Reading, meter_id: uuid.UUID, flags: list[str], mintable_wh: int) -> NewReading:

@@ -126,10 +126,6 @@ def _contribution(trust: str, values: dict[str, int | None]) -> tuple[int, int, 
     )
 
 
-def _epoch(moment: datetime) -> int:
-    return int(moment.timestamp())
-
-
 def as_utc(moment: datetime) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
@@ -247,7 +243,7 @@ def _pg_record(item: NewReading, meter_id: str) -> dict[str, Any]:
     return {
         "meter_id": meter_id,
         "channel": item.channel,
-        "interval_start": _epoch(item.interval_start),
+        "interval_start": int(item.interval_start.timestamp()),
         "id": item.id,
         "duration_s": item.duration_s,
         "import_wh": get("import_wh"),
@@ -265,7 +261,7 @@ def _pg_record(item: NewReading, meter_id: str) -> dict[str, Any]:
         "content_hash": content_hash(values, item.duration_s, item.trust),
         "mintable_wh": item.mintable_wh,
         "extras": item.extras,
-        "observed_at": _epoch(item.observed_at),
+        "observed_at": int(item.observed_at.timestamp()),
     }
 
 
