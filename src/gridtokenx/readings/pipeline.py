@@ -281,13 +281,13 @@ class IngestPipeline:
     ) -> list[ItemResult]:
         # Partitions are created before the batch's transaction opens: creating one while that
         # transaction holds locks on the readings table would wait on ourselves.
-        moments = {
-            _dt(moment - moment % 3600 - delta)
+        hours = {
+            moment - moment % 3600
             for item in items
             if isinstance(item, Reading)
             for moment in (item.interval_start, item.observed_at)
-            for delta in (0, MAX_ESTIMATED_GAP_S)
         }
+        moments = {_dt(hour - delta) for hour in hours for delta in (0, MAX_ESTIMATED_GAP_S)}
         await self.partitions.ensure_for(sorted(moments))
         outbox = Outbox()
         async with self.db.session() as session:
@@ -321,7 +321,7 @@ class _Batch:
         self.results: list[ItemResult | None] = [None] * len(items)
         self.existing: dict[Key, Existing] = {}
         self.meter_ids: dict[str, uuid.UUID] = {}
-        self.latest: dict[uuid.UUID, int | None] = {}  # each meter's latest stored interval, at start
+        self.latest: dict[uuid.UUID, datetime | None] = {}  # each meter's latest stored interval, at start
         self.now = int(utcnow().timestamp())
 
     async def run(self) -> list[ItemResult]:
@@ -398,13 +398,14 @@ class _Batch:
         self, readings: list[tuple[int, Reading]], meters: dict[str, Meter]
     ) -> list[tuple[int, Reading]]:
         kept = []
+        allowed = {serial: self.submitter.may_submit_for(meter) for serial, meter in meters.items()}
         for index, reading in readings:
             meter = meters.get(reading.meter_serial)
             if meter is None:
                 self.results[index] = _reject(
                     index, "METER_NOT_FOUND", f"unknown meter {reading.meter_serial!r}", 404
                 )
-            elif not self.submitter.may_submit_for(meter):
+            elif not allowed[reading.meter_serial]:
                 self.results[index] = _reject(
                     index, "METER_NOT_OWNED", "this meter is not yours to report for", 403
                 )
@@ -526,7 +527,11 @@ class _Batch:
         Nothing can be stored after a meter's latest interval (its ingest state, locked by this
         transaction, records it; estimates only fill gaps before it), so streaming readings, the
         usual case, are not looked up at all; a meter without that record is looked up in full."""
-        self.latest = {meter_id: state.latest() for meter_id, state in states.items()}
+        self.latest = {
+            meter_id: None if latest is None else _dt(latest)
+            for meter_id, state in states.items()
+            for latest in (state.latest(),)
+        }
         batch_keys = {(self.meter_ids[r.meter_serial], r.channel, _dt(r.interval_start)) for _, r in readings}
         keys = [key for key in batch_keys if not self._after_latest(key)]
         self.existing = await load_existing(self.session, keys)
@@ -623,7 +628,7 @@ class _Batch:
     def _after_latest(self, key: Key) -> bool:
         """Nothing is stored after a meter's latest interval (see `_stored`)."""
         latest = self.latest.get(key[0])
-        return latest is not None and int(key[2].timestamp()) > latest
+        return latest is not None and key[2] > latest
 
     async def _store(
         self,

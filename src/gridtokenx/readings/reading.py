@@ -121,7 +121,14 @@ class Reading(msgspec.Struct, frozen=True):
 
     def stored_values(self) -> dict[str, int | None]:
         """Every energy and register field (None when unreported), in the order of `VALUE_FIELDS`."""
-        return {name: getattr(self, name) for name in VALUE_FIELDS}
+        return {
+            IMPORT: self.import_wh,
+            EXPORT: self.export_wh,
+            GENERATION: self.generation_wh,
+            CONSUMPTION: self.consumption_wh,
+            IMPORT_REGISTER: self.import_register_wh,
+            EXPORT_REGISTER: self.export_register_wh,
+        }
 
     def register_values(self) -> dict[str, int]:
         """Reported cumulative registers, keyed by the interval channel they count (import/export)."""

@@ -101,9 +101,9 @@ DEFAULT_HOLD_FLAGS = NEVER_MINTABLE | {
 }
 
 
-@dataclass(frozen=True, slots=True)
-class RegisterSnapshot:
-    """Register values at the end of an earlier stored interval of the same meter and channel."""
+class RegisterSnapshot(msgspec.Struct, frozen=True):
+    """Register values at the end of an earlier stored interval of the same meter and channel.
+    (A Struct: the pipeline builds one per reading.)"""
 
     interval_start: int
     duration: int
