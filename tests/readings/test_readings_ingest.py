@@ -9,6 +9,7 @@ from nacl.signing import SigningKey
 
 from gridtokenx.core.context import AppContext
 from gridtokenx.core.types import utcnow
+from gridtokenx.readings.envelope import encode_batch
 from gridtokenx.readings.signing import DeviceKey
 from tests.helpers import bearer, error_code, user_token
 from tests.readings.ingest_helpers import INTERVAL, aligned_now, make_device
@@ -212,3 +213,35 @@ async def test_concurrent_identical_batches_store_each_reading_once(
     assert statuses == ["accepted"] * 20 + ["duplicate"] * 20
     async with ctx.db.session() as session:
         assert await session.scalar(select(func.count()).select_from(MeterReading)) == 20
+
+
+async def test_spike_is_judged_against_the_same_slot_of_the_previous_seven_days(
+    client: httpx.AsyncClient, ctx: AppContext
+) -> None:
+    """The spike rule reads its history from storage: one slot per day, seven days back."""
+    device = await make_device(client, ctx)
+    today = aligned_now(8)
+    slots = [today, today + INTERVAL]
+    history = [slot - days * 86_400 for days in range(7, 0, -1) for slot in slots]
+    quiet = {"export_wh": 100, "generation_wh": 150, "consumption_wh": 50}
+    stored = await client.post(
+        "/api/meters/readings/batch",
+        content=device.signed_batch(history, **quiet),
+        headers=bearer(device.owner),
+    )
+    assert stored.status_code == 200 and stored.json()["accepted"] == len(history), stored.text
+    readings = [
+        device.key.sign_reading(
+            device.reading(today, export_wh=600, generation_wh=650, consumption_wh=50), device.network_id
+        ),
+        device.key.sign_reading(
+            device.reading(slots[1], export_wh=450, generation_wh=500, consumption_wh=50), device.network_id
+        ),
+    ]
+    response = await client.post(
+        "/api/meters/readings/batch", content=encode_batch(readings), headers=bearer(device.owner)
+    )
+    assert response.status_code == 200, response.text
+    flags = {r["index"]: r["flags"] for r in response.json()["results"]}
+    assert "SPIKE" in flags[0]  # 600 Wh > 5 x the median of 100 Wh
+    assert "SPIKE" not in flags[1]  # 450 Wh is within 5 x 100 Wh

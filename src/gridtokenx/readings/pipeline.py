@@ -33,12 +33,13 @@ from gridtokenx.meters.rules import KeyWindow, attested_mintable, key_covers
 from gridtokenx.readings import vee
 from gridtokenx.readings.errors import ReadingError, http_status
 from gridtokenx.readings.intervals import MAX_ESTIMATED_GAP_S, assign_interval, estimate_gap
-from gridtokenx.readings.models import MeterIngestState, MeterReading
+from gridtokenx.readings.models import MeterIngestState
 from gridtokenx.readings.partitions import PartitionManager
 from gridtokenx.readings.reading import CHANNELS, Reading, Source, Trust
 from gridtokenx.readings.replay import ReplayWindow
 from gridtokenx.readings.signing import verify_detached
 from gridtokenx.readings.store import (
+    READINGS,
     Existing,
     Key,
     NewReading,
@@ -554,23 +555,27 @@ class _Batch:
                 continue
             meter_id = self.meter_ids[reading.meter_serial]
             first = states[meter_id].first_start
-            key = (meter_id, reading.channel, reading.interval_start)
+            target = (meter_id, reading.channel, reading.interval_start)
             for days in range(1, SLOT_DAYS + 1):
                 probe = reading.interval_start - days * DAY_S
                 if first is None or probe < first:
                     break  # nothing was ever stored this far back
-                wanted[(meter_id, reading.channel, _dt(probe))] = key
-        history: dict[tuple[uuid.UUID, int, int], dict[str, list[int]]] = defaultdict(
-            lambda: defaultdict(list)
-        )
-        columns = [getattr(MeterReading, n) for n in CHANNELS]
-        rows = await rows_by_keys(self.session, wanted, *columns, where=MeterReading.trust != Trust.ESTIMATED)
-        for row in rows:
-            target = wanted[(row[0], row[1], as_utc(row[2]))]
-            for name, value in zip(CHANNELS, row[3:], strict=True):
-                if value is not None:
-                    history[target][name].append(int(value))
-        return {key: {n: _median(v) for n, v in values.items()} for key, values in history.items()}
+                wanted[(meter_id, reading.channel, _dt(probe))] = target
+        table = READINGS.c
+        columns = [table[n] for n in CHANNELS]
+        rows = await rows_by_keys(self.session, wanted, *columns, where=table.trust != Trust.ESTIMATED)
+        history: dict[tuple[uuid.UUID, int, int], list[Any]] = defaultdict(list)
+        for found_key, row in rows:
+            history[wanted[found_key]].append(row)
+        medians = {}
+        for target, found in history.items():
+            channels = {}
+            for position, name in enumerate(CHANNELS, start=3):
+                values = [row[position] for row in found if row[position] is not None]
+                if values:
+                    channels[name] = _median(values)
+            medians[target] = channels
+        return medians
 
     def _attested_policy(
         self, meters: dict[str, Meter], keys: dict[uuid.UUID, list[DeviceKey]]

@@ -15,11 +15,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from functools import lru_cache
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 import msgspec
 import orjson
-from sqlalchemy import select, update
+from sqlalchemy import Table, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -39,6 +39,8 @@ _ROLLUP_NAMES = (*ROLLUP_FIELDS, "readings")
 ESTIMATED = "estimated"
 KEY_CHUNK = 2000
 WINDOW = timedelta(days=1)
+RUN_GAP = timedelta(hours=1)
+READINGS = cast(Table, MeterReading.__table__)  # Core columns: no ORM row processing per fetched row
 
 
 class StoreStatus(StrEnum):
@@ -132,53 +134,61 @@ def as_utc(moment: datetime) -> datetime:
 
 async def rows_by_keys(
     session: AsyncSession, keys: Iterable[Key], *columns: Any, where: Any = None
-) -> list[Any]:
-    """Rows of `meter_readings` whose natural key is in `keys`, key columns first, then `columns`.
+) -> list[tuple[Key, Any]]:
+    """Rows of `meter_readings` whose natural key is in `keys`, each with its key: key columns
+    first, then `columns` (columns of the `READINGS` table).
 
-    Keys are grouped into windows of at most a day; each window is one index range scan
-    (`meter_id IN (...) AND interval_start BETWEEN ...`) filtered to the exact keys here. A long
-    list of row-value `IN` tuples would make PostgreSQL plan one OR branch per key instead.
+    Keys sorted by time are cut into runs wherever two neighbours lie more than `RUN_GAP` apart
+    (or a run would span more than a day): a batch's own intervals form one run, and the same
+    slot on each of the seven days before it seven short ones. Each run is one index range scan
+    (`meter_id IN (...) AND interval_start BETWEEN ...`) filtered to the exact keys here; a long
+    list of row-value `IN` tuples would make PostgreSQL plan one OR branch per key instead, and
+    one range over several days would read every interval in between.
     """
     wanted = set(keys)
-    key_columns = (MeterReading.meter_id, MeterReading.channel, MeterReading.interval_start)
-    found: list[Any] = []
+    table = READINGS.c
+    found: list[tuple[Key, Any]] = []
     ordered = sorted(wanted, key=lambda k: k[2])
     start = 0
     while start < len(ordered):
-        end = start
+        end = start + 1
         while (
-            end < len(ordered) and ordered[end][2] - ordered[start][2] <= WINDOW and end - start < KEY_CHUNK
+            end < len(ordered)
+            and ordered[end][2] - ordered[end - 1][2] <= RUN_GAP
+            and ordered[end][2] - ordered[start][2] <= WINDOW
+            and end - start < KEY_CHUNK
         ):
             end += 1
         group = ordered[start:end]
-        query = select(*key_columns, *columns).where(
-            MeterReading.meter_id.in_({k[0] for k in group}),
-            MeterReading.channel.in_({k[1] for k in group}),
-            MeterReading.interval_start >= group[0][2],
-            MeterReading.interval_start <= group[-1][2],
+        query = select(table.meter_id, table.channel, table.interval_start, *columns).where(
+            table.meter_id.in_({k[0] for k in group}),
+            table.channel.in_({k[1] for k in group}),
+            table.interval_start >= group[0][2],
+            table.interval_start <= group[-1][2],
         )
         if where is not None:
             query = query.where(where)
         for row in await session.execute(query):
-            if (row[0], row[1], as_utc(row[2])) in wanted:
-                found.append(row)
+            key = (row[0], row[1], as_utc(row[2]))
+            if key in wanted:
+                found.append((key, row))
         start = end
     return found
 
 
 async def load_existing(session: AsyncSession, keys: Sequence[Key]) -> dict[Key, Existing]:
     found: dict[Key, Existing] = {}
+    table = READINGS.c
     rows = await rows_by_keys(
         session,
         keys,
-        MeterReading.id,
-        MeterReading.content_hash,
-        MeterReading.version,
-        MeterReading.trust,
-        *(getattr(MeterReading, name) for name in VALUE_FIELDS),
+        table.id,
+        table.content_hash,
+        table.version,
+        table.trust,
+        *(table[name] for name in VALUE_FIELDS),
     )
-    for row in rows:
-        key = (row[0], row[1], as_utc(row[2]))
+    for key, row in rows:
         values = {name: row[7 + i] for i, name in enumerate(VALUE_FIELDS)}
         found[key] = Existing(str(row[3]), row[4], row[5], row[6], values)
     return found
