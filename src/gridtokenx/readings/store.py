@@ -149,13 +149,15 @@ async def rows_by_keys(
     table = READINGS.c
     found: list[tuple[Key, Any]] = []
     ordered = sorted(wanted, key=lambda k: k[2])
+    stamps = [k[2].timestamp() for k in ordered]
+    gap, window = RUN_GAP.total_seconds(), WINDOW.total_seconds()
     start = 0
     while start < len(ordered):
         end = start + 1
         while (
             end < len(ordered)
-            and ordered[end][2] - ordered[end - 1][2] <= RUN_GAP
-            and ordered[end][2] - ordered[start][2] <= WINDOW
+            and stamps[end] - stamps[end - 1] <= gap
+            and stamps[end] - stamps[start] <= window
             and end - start < KEY_CHUNK
         ):
             end += 1
@@ -168,7 +170,7 @@ async def rows_by_keys(
         )
         if where is not None:
             query = query.where(where)
-        for row in await session.execute(query):
+        for row in (await session.execute(query)).all():
             key = (row[0], row[1], as_utc(row[2]))
             if key in wanted:
                 found.append((key, row))
