@@ -9,8 +9,9 @@ is refused: it cannot be told apart from a replay. State is two values, easy to 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from enum import StrEnum
+
+import msgspec
 
 DEFAULT_WINDOW = 1024
 
@@ -21,9 +22,9 @@ class SeqVerdict(StrEnum):
     TOO_OLD = "too_old"
 
 
-@dataclass(frozen=True, slots=True)
-class ReplayWindow:
-    """`highest` seen seq; bit i of `seen` set means seq `highest - i` was seen (bit 0 is `highest`)."""
+class ReplayWindow(msgspec.Struct, frozen=True):
+    """`highest` seen seq; bit i of `seen` set means seq `highest - i` was seen (bit 0 is `highest`).
+    (A Struct: accepting a reading makes a new window.)"""
 
     highest: int
     seen: int = 1
