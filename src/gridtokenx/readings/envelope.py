@@ -259,9 +259,7 @@ def to_reading(native: NativeReading, network_id: str, trust: Trust = Trust.GATE
 
 def _all_match(readings: list[NativeReading]) -> bool:
     """Whether every string field of every reading (all signed) follows its character rules."""
-    return all(
-        _EVERY[name].match("".join([getattr(r, name) + "\n" for r in readings])) for name in _PATTERNS
-    )
+    return all(_EVERY[name].match("".join([getattr(r, name) + "\n" for r in readings])) for name in _PATTERNS)
 
 
 def _check_patterns(reading: NativeReading) -> None:

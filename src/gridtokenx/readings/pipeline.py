@@ -622,9 +622,7 @@ class _Batch:
         """Fill short gaps (≤ 1 h) before each new latest reading by interpolation; never minted."""
         estimates: list[Reading] = []
         previous: dict[str, dict[str, Any] | None] = {
-            serial: states[m.id].loaded_last
-            for serial, m in meters.items()
-            if m.id in states
+            serial: states[m.id].loaded_last for serial, m in meters.items() if m.id in states
         }
         for _, reading, _ in to_store:
             last = previous.get(reading.meter_serial)

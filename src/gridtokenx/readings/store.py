@@ -227,16 +227,41 @@ _PG_RECORD = (
     + ", trust text, source text, flags json, seq bigint, key_id text, signature text, "
     "content_hash text, mintable_wh bigint, extras json, observed_at bigint"
 )
-_PG_INSERT = (
-    "INSERT INTO meter_readings (meter_id, channel, interval_start, id, duration_s, {values}, trust, "
-    "source, flags, seq, key_id, signature, content_hash, version, mintable_wh, mint_pending, extras, "
-    "observed_at, received_at) "
+_PG_COLUMNS = (
+    "meter_id, channel, interval_start, id, duration_s, {values}, trust, source, flags, seq, key_id, "
+    "signature, content_hash, version, mintable_wh, mint_pending, extras, observed_at, received_at"
+).format(values=", ".join(VALUE_FIELDS))
+_PG_SELECT = (
     "SELECT meter_id, channel, to_timestamp(interval_start), id, duration_s, {values}, trust, source, "
     "flags, seq, key_id, decode(signature, 'hex'), content_hash, 1, mintable_wh, mintable_wh > 0, "
     "extras, to_timestamp(observed_at), now() "
-    "FROM json_to_recordset($1::json) AS r({record}) "
-    "ON CONFLICT (meter_id, channel, interval_start) DO NOTHING"
+    "FROM json_to_recordset($1::json) AS r({record})"
 ).format(values=", ".join(VALUE_FIELDS), record=_PG_RECORD)
+
+
+def _pg_rollup_from(source: str, table: str, unit: str) -> str:
+    """Add the rows of `source` (a CTE of inserted readings) to `table`'s `unit` buckets (UTC).
+    Estimates add nothing; buckets are written in key order, so concurrent batches lock shared
+    rollup rows in one order."""
+    names = ", ".join(_ROLLUP_NAMES)
+    sums = ", ".join(f"coalesce(sum({name}), 0)" for name in ROLLUP_FIELDS)
+    return (
+        f"INSERT INTO {table} (meter_id, channel, bucket_start, {names}) "
+        f"SELECT meter_id, channel, date_trunc('{unit}', interval_start, 'UTC') AS bucket, {sums}, count(*) "
+        f"FROM {source} WHERE trust <> '{ESTIMATED}' GROUP BY 1, 2, 3 ORDER BY 1, 2, 3 "
+        f"ON CONFLICT (meter_id, channel, bucket_start) DO UPDATE SET "
+        + ", ".join(f"{name} = {table}.{name} + excluded.{name}" for name in _ROLLUP_NAMES)
+    )
+
+
+_PG_INSERT = (
+    f"WITH inserted AS (INSERT INTO meter_readings ({_PG_COLUMNS}) {_PG_SELECT} "
+    "ON CONFLICT (meter_id, channel, interval_start) DO NOTHING "
+    f"RETURNING meter_id, channel, interval_start, trust, {', '.join(ROLLUP_FIELDS)}), "
+    f"hourly AS ({_pg_rollup_from('inserted', 'meter_rollups_hourly', 'hour')}), "
+    f"daily AS ({_pg_rollup_from('inserted', 'meter_rollups_daily', 'day')}) "
+    "SELECT count(*) FROM inserted"
+)
 _PG_OURS = "SELECT id FROM meter_readings WHERE id = ANY($1::text[]::uuid[])"
 
 
@@ -278,7 +303,9 @@ def _pg_record(item: NewReading, meter_id: str) -> dict[str, Any]:
 
 
 async def _insert_new_pg(session: AsyncSession, items: list[NewReading]) -> set[Key]:
-    """PostgreSQL: the whole batch as one JSON document expanded by `json_to_recordset`.
+    """PostgreSQL: the whole batch as one JSON document expanded by `json_to_recordset`, in one
+    statement that also adds the inserted rows to the hourly and daily rollups (PostgreSQL sums
+    them: no per-reading rollup work in Python, and one round trip instead of three).
 
     Measured here against `INSERT .. SELECT FROM unnest(arrays)` for 1,000 rows: asyncpg's
     per-element encoding of 24 typed arrays cost ~15 µs of gateway CPU per row, orjson ~2 µs, while
@@ -293,16 +320,16 @@ async def _insert_new_pg(session: AsyncSession, items: list[NewReading]) -> set[
             text = meter_text[item.meter_id] = str(item.meter_id)
         records.append(_pg_record(item, text))
     driver = await _asyncpg(session)
-    status = await driver.execute(_PG_INSERT, orjson.dumps(records).decode())
-    if int(status.rsplit(" ", 1)[-1]) == len(items):
+    if await driver.fetchval(_PG_INSERT, orjson.dumps(records).decode()) == len(items):
         return {item.key for item in items}  # the usual case: no concurrent writer won a key
     ours = await driver.fetch(_PG_OURS, [item.id for item in items])
     mine = {str(record[0]) for record in ours}
     return {item.key for item in items if item.id in mine}
 
 
-async def _insert_new(session: AsyncSession, items: list[NewReading]) -> set[Key]:
-    """Insert; returns the keys that were really inserted (others lost a race to another writer)."""
+async def _insert_new(session: AsyncSession, items: list[NewReading], rollups: RollupDelta) -> set[Key]:
+    """Insert and count in the rollups; returns the keys that were really inserted (others lost a
+    race to another writer)."""
     if not items:
         return set()
     if session.get_bind().dialect.name == "postgresql":
@@ -313,7 +340,11 @@ async def _insert_new(session: AsyncSession, items: list[NewReading]) -> set[Key
         .returning(MeterReading.meter_id, MeterReading.channel, MeterReading.interval_start)
     )
     result = await session.execute(stmt, [_row(item) for item in items])
-    return {(row[0], row[1], as_utc(row[2])) for row in result}
+    inserted = {(row[0], row[1], as_utc(row[2])) for row in result}
+    for item in items:
+        if item.key in inserted:
+            rollups.add(*item.key, _contribution(item.trust, item.values), int(item.trust != ESTIMATED))
+    return inserted
 
 
 async def _revise(session: AsyncSession, item: NewReading, old: Existing) -> int:
@@ -479,7 +510,7 @@ async def store_readings(
             else:
                 first_of_key[key] = index
                 to_insert.append(index)
-        inserted = await _insert_new(session, [items[i] for i in to_insert])
+        inserted = await _insert_new(session, [items[i] for i in to_insert], rollups)
         lost = [i for i in to_insert if keys[i] not in inserted]
         for index in to_insert:
             key = keys[index]
@@ -488,7 +519,6 @@ async def store_readings(
                 results[index] = Stored(StoreStatus.ACCEPTED, item.id, 1)
                 if key in repeated:
                     existing[key] = Existing(item.id, item.content_hash, 1, item.trust, dict(item.values))
-                rollups.add(*key, _contribution(item.trust, item.values), int(item.trust != ESTIMATED))
         pending = [i for i, r in enumerate(results) if r is None]
         if lost:
             existing.update(await load_existing(session, [keys[i] for i in lost]))
