@@ -216,18 +216,7 @@ async def test_month_partitions_and_retention(ctx: AppContext, backend: str) -> 
         await session.flush()
         await store_readings(
             session,
-            [
-                NewReading(
-                    meter.id,
-                    0,
-                    stray,
-                    900,
-                    {"export_wh": 5, "import_wh": 0},
-                    "device-signed",
-                    "native",
-                    stray,
-                )
-            ],
+            [NewReading(meter.id, 0, stray, 900, "device-signed", "native", stray, import_wh=0, export_wh=5)],
         )
     await manager.ensure_for([old, old + timedelta(days=40)])
     async with ctx.db.engine.connect() as conn:

@@ -23,8 +23,7 @@ STEP = timedelta(minutes=15)
 def _reading(
     meter: Meter, at: datetime, channel: int = 0, trust: str = "device-signed", **values: int
 ) -> NewReading:
-    base: dict[str, int | None] = dict.fromkeys(ROLLUP_FIELDS, None) | {"import_wh": 0, "export_wh": 0}
-    return NewReading(meter.id, channel, at, 900, {**base, **values}, trust, "native", at + STEP)
+    return NewReading(meter.id, channel, at, 900, trust, "native", at + STEP, **values)
 
 
 async def _recount(session: Any, meter: Meter) -> tuple[dict[Any, list[int]], dict[Any, list[int]]]:

@@ -45,7 +45,6 @@ class MeterReading(Base):
     seq: Mapped[int | None] = mapped_column(BigInteger)
     key_id: Mapped[str | None] = mapped_column(String(16))
     signature: Mapped[bytes | None] = mapped_column(LargeBinary)
-    content_hash: Mapped[str] = mapped_column(String(64))
     version: Mapped[int] = mapped_column(default=1)
     mintable_wh: Mapped[int] = mapped_column(BigInteger, default=0)
     mint_pending: Mapped[bool] = mapped_column(default=False)
