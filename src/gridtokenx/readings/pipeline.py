@@ -19,6 +19,7 @@ from enum import StrEnum
 from functools import lru_cache
 from typing import Any, cast
 
+import msgspec
 from msgspec.structs import replace
 from nacl.signing import VerifyKey
 from sqlalchemy import Table, bindparam, select, update
@@ -45,6 +46,7 @@ from gridtokenx.readings.store import (
     NewReading,
     StoreStatus,
     as_utc,
+    asyncpg_connection,
     dialect_insert,
     load_existing,
     rows_by_keys,
@@ -243,6 +245,20 @@ _SAVE_STATE = (
     .where(_STATE.c.meter_id == bindparam("b_meter_id"))
     .values({c.name: bindparam(c.name) for c in _STATE.c if c.name != "meter_id"})
 )
+# PostgreSQL: the batch's state rows as one JSON document (`row_values` encoded by msgspec), one
+# statement instead of an executemany of a hundred.
+_PG_SAVE_STATE = (
+    "UPDATE meter_ingest_state AS s SET seq_highest = r.seq_highest, "
+    "seq_bitmap = decode(r.seq_bitmap, 'base64'), register_interval_start = r.register_interval_start, "
+    "last_import_register_wh = r.last_import_register_wh, "
+    "last_export_register_wh = r.last_export_register_wh, last_interval_start = r.last_interval_start, "
+    "recent = r.recent, updated_at = r.updated_at "
+    "FROM json_to_recordset($1::json) AS r(b_meter_id uuid, seq_highest bigint, seq_bitmap text, "
+    "register_interval_start timestamptz, last_import_register_wh bigint, last_export_register_wh bigint, "
+    "last_interval_start timestamptz, recent json, updated_at timestamptz) "
+    "WHERE s.meter_id = r.b_meter_id"
+)
+_encode = msgspec.json.Encoder().encode
 
 
 def _last_reading(serial: str, last: dict[str, Any]) -> Reading:
@@ -522,10 +538,15 @@ class _Batch:
         return {row.meter_id: row for row in await self.session.execute(query)}
 
     async def _save_states(self, states: dict[uuid.UUID, _MeterState]) -> None:
-        """One executemany UPDATE for the batch's meters (the ORM's unit of work cost ~0.3 ms each)."""
-        if states:
-            now = utcnow()
-            await self.session.execute(_SAVE_STATE, [state.row_values(now) for state in states.values()])
+        """One UPDATE for the batch's meters (the ORM's unit of work cost ~0.3 ms each)."""
+        if not states:
+            return
+        now = utcnow()
+        rows = [state.row_values(now) for state in states.values()]
+        if self.p.db.is_sqlite:
+            await self.session.execute(_SAVE_STATE, rows)
+        else:
+            await (await asyncpg_connection(self.session)).execute(_PG_SAVE_STATE, _encode(rows).decode())
 
     async def _stored(
         self,

@@ -287,7 +287,7 @@ _PG_INSERT = (
 _PG_OURS = "SELECT id FROM meter_readings WHERE id = ANY($1::text[]::uuid[])"
 
 
-async def _asyncpg(session: AsyncSession) -> Any:
+async def asyncpg_connection(session: AsyncSession) -> Any:
     """The asyncpg connection under the session's transaction, for statements SQLAlchemy would
     otherwise expand row by row."""
     connection = await session.connection()
@@ -308,7 +308,7 @@ async def _insert_new_pg(session: AsyncSession, items: list[NewReading]) -> set[
     machine, and most of it moves off the gateway's GIL. The document is the `NewReading`s
     themselves, encoded by msgspec in one call.
     """
-    driver = await _asyncpg(session)
+    driver = await asyncpg_connection(session)
     if await driver.fetchval(_PG_INSERT, _encode(items).decode()) == len(items):
         return {item.key for item in items}  # the usual case: no concurrent writer won a key
     ours = await driver.fetch(_PG_OURS, [item.id for item in items])
@@ -461,7 +461,9 @@ async def _upsert_rollups_pg(session: AsyncSession, table: str, ordered: list[tu
         }
         for k, v in ordered
     ]
-    await (await _asyncpg(session)).execute(_PG_ROLLUP_UPSERTS[table], orjson.dumps(records).decode())
+    await (await asyncpg_connection(session)).execute(
+        _PG_ROLLUP_UPSERTS[table], orjson.dumps(records).decode()
+    )
 
 
 async def store_readings(
