@@ -36,7 +36,16 @@ from gridtokenx.readings.errors import ReadingError, http_status
 from gridtokenx.readings.intervals import MAX_ESTIMATED_GAP_S, assign_interval, estimate_gap
 from gridtokenx.readings.models import MeterIngestState
 from gridtokenx.readings.partitions import PartitionManager
-from gridtokenx.readings.reading import CHANNELS, Reading, Source, Trust
+from gridtokenx.readings.reading import (
+    CHANNELS,
+    CONSUMPTION,
+    EXPORT,
+    GENERATION,
+    IMPORT,
+    Reading,
+    Source,
+    Trust,
+)
 from gridtokenx.readings.replay import ReplayWindow
 from gridtokenx.readings.signing import verify_detached
 from gridtokenx.readings.store import (
@@ -142,13 +151,14 @@ class _MeterState:
     meter_id: uuid.UUID
     replay: ReplayWindow | None
     recent: dict[str, list[int]]
-    last: dict[str, Any] | None  # the latest measured reading (for gap estimation)
     first_start: int | None  # the oldest interval seen: no same-slot history before it
     register_start: int | None
     import_register: int | None
     export_register: int | None
-    loaded_last: dict[str, Any] | None  # `last` as the batch found it
+    loaded_last: dict[str, Any] | None  # the latest measured reading as the batch found it
     seq_row: tuple[int | None, bytes | None]  # the stored window, kept when `replay` stays None
+    newest: Reading | None = None  # the latest reading of this batch, once later than `loaded_last`
+    snapshot: vee.RegisterSnapshot | None = None  # `registers()` until the registers move
 
     @classmethod
     def load(cls, row: Any, window: int) -> _MeterState:
@@ -162,7 +172,6 @@ class _MeterState:
             row.meter_id,
             replay,
             recent,
-            stored.get("last"),
             stored.get("first_start"),
             _epoch(row.register_interval_start),
             row.last_import_register_wh,
@@ -171,54 +180,79 @@ class _MeterState:
             (row.seq_highest, row.seq_bitmap),
         )
 
+    @property
+    def last(self) -> dict[str, Any] | None:
+        """The latest measured reading (for gap estimation), as the state row stores it; built
+        from `newest` only when asked, not for every reading remembered."""
+        reading = self.newest
+        if reading is None:
+            return self.loaded_last
+        return {
+            "interval_start": reading.interval_start,
+            "duration": reading.duration,
+            "import_wh": reading.import_wh,
+            "export_wh": reading.export_wh,
+            "generation_wh": reading.generation_wh,
+            "consumption_wh": reading.consumption_wh,
+            "import_register_wh": reading.import_register_wh,
+            "export_register_wh": reading.export_register_wh,
+        }
+
     def latest(self) -> int | None:
         """The start of the latest interval stored for this meter (any channel), if known."""
-        return None if self.last is None else int(self.last["interval_start"])
+        if self.newest is not None:
+            return self.newest.interval_start
+        return None if self.loaded_last is None else int(self.loaded_last["interval_start"])
 
     def registers(self, interval_s: int) -> vee.RegisterSnapshot | None:
         if self.register_start is None:
             return None
-        return vee.RegisterSnapshot(
-            interval_start=self.register_start,
-            duration=interval_s,
-            import_register_wh=self.import_register,
-            export_register_wh=self.export_register,
-        )
+        if self.snapshot is None:
+            self.snapshot = vee.RegisterSnapshot(
+                interval_start=self.register_start,
+                duration=interval_s,
+                import_register_wh=self.import_register,
+                export_register_wh=self.export_register,
+            )
+        return self.snapshot
 
     def remember(self, reading: Reading) -> None:
         recent = self.recent
-        for name, value in reading.channel_values().items():
+        for name, value in (
+            (IMPORT, reading.import_wh),
+            (EXPORT, reading.export_wh),
+            (GENERATION, reading.generation_wh),
+            (CONSUMPTION, reading.consumption_wh),
+        ):
+            if value is None:
+                continue  # an unreported channel (see `Reading.channel_values`)
             values = recent.get(name)
             if values is None:
-                values = recent[name] = []
+                recent[name] = [value]
+                continue
             values.append(value)
             if len(values) > RECENT_KEEP:
                 del values[:-RECENT_KEEP]
+        start = reading.interval_start
         if (reading.import_register_wh is not None or reading.export_register_wh is not None) and (
-            self.register_start is None or reading.interval_start >= self.register_start
+            self.register_start is None or start >= self.register_start
         ):
-            self.register_start = reading.interval_start
+            self.register_start = start
             self.import_register = reading.import_register_wh
             self.export_register = reading.export_register_wh
-        if self.first_start is None or reading.interval_start < self.first_start:
-            self.first_start = reading.interval_start
-        if self.last is None or reading.interval_start >= int(self.last["interval_start"]):
-            self.last = {
-                "interval_start": reading.interval_start,
-                "duration": reading.duration,
-                "import_wh": reading.import_wh,
-                "export_wh": reading.export_wh,
-                "generation_wh": reading.generation_wh,
-                "consumption_wh": reading.consumption_wh,
-                "import_register_wh": reading.import_register_wh,
-                "export_register_wh": reading.export_register_wh,
-            }
+            self.snapshot = None
+        if self.first_start is None or start < self.first_start:
+            self.first_start = start
+        latest = self.latest()
+        if latest is None or start >= latest:
+            self.newest = reading
 
     def row_values(self, now: datetime) -> dict[str, Any]:
         """The state row as it must be written back."""
         seq_highest, seq_bitmap = self.seq_row
         if self.replay is not None:
             seq_highest, seq_bitmap = self.replay.highest, self.replay.bitmap_bytes()
+        last = self.last
         return {
             "b_meter_id": self.meter_id,
             "seq_highest": seq_highest,
@@ -226,8 +260,8 @@ class _MeterState:
             "register_interval_start": None if self.register_start is None else _dt(self.register_start),
             "last_import_register_wh": self.import_register,
             "last_export_register_wh": self.export_register,
-            "last_interval_start": None if self.last is None else _dt(int(self.last["interval_start"])),
-            "recent": {"values": self.recent, "last": self.last, "first_start": self.first_start},
+            "last_interval_start": None if last is None else _dt(int(last["interval_start"])),
+            "recent": {"values": self.recent, "last": last, "first_start": self.first_start},
             "updated_at": now,
         }
 
@@ -748,11 +782,16 @@ def _verdict(
         return ("unknown_key", None)
     verdict: tuple[str, KeyRow | None] = ("invalid", None)
     signature = reading.signature
+    messages = reading.signed_messages
     for key, verify_key, window in candidates:
-        if any(verify_detached(verify_key, message, signature) for message in reading.signed_messages):
-            if key_covers(window, moment):
-                return ("signed", key)
-            verdict = ("revoked", None) if key.status == KeyStatus.REVOKED else ("expired", None)
+        for message in messages:  # a loop, not any(<generator>): this runs for every reading
+            if verify_detached(verify_key, message, signature):
+                break
+        else:
+            continue
+        if key_covers(window, moment):
+            return ("signed", key)
+        verdict = ("revoked", None) if key.status == KeyStatus.REVOKED else ("expired", None)
     return verdict
 
 
