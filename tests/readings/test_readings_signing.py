@@ -367,3 +367,17 @@ def test_whole_request_errors_for_a_batch() -> None:
     with pytest.raises(ReadingError) as caught:
         decode_batch(encode_batch([sign_reading(fields(), KEY, NETWORK)] * 3), max_items=2)
     assert caught.value.code is ErrorCode.BATCH_TOO_LARGE
+
+
+@pytest.mark.parametrize("field", ["device_id", "firmware"])
+def test_a_line_break_inside_a_string_field_is_refused_in_a_batch(field: str) -> None:
+    # the whole-batch pattern check joins values by line breaks: one inside a value must not split
+    # it into two values that each look valid
+    readings = [sign_reading(fields(seq=i), KEY, NETWORK) for i in range(3)]
+    value = {"device_id": "SIM-METER-001", "firmware": "1.2.3"}[field]
+    body = encode_batch(readings)
+    body = body.replace(f'"{field}":"{value}"'.encode(), f'"{field}":"{value}\\nX"'.encode(), 1)
+    results = decode_batch(body)
+    assert isinstance(results[0], ReadingError)
+    assert (results[0].code, results[0].path) == (ErrorCode.SCHEMA_INVALID, f"$[0].{field}")
+    assert all(isinstance(r, NativeReading) for r in results[1:])

@@ -39,6 +39,7 @@ import re
 from collections.abc import Sequence
 from enum import IntFlag
 from functools import lru_cache
+from operator import attrgetter
 from typing import Annotated, Any
 
 import msgspec
@@ -258,8 +259,14 @@ def to_reading(native: NativeReading, network_id: str, trust: Trust = Trust.GATE
 
 
 def _all_match(readings: list[NativeReading]) -> bool:
-    """Whether every string field of every reading (all signed) follows its character rules."""
-    return all(_EVERY[name].match("".join([getattr(r, name) + "\n" for r in readings])) for name in _PATTERNS)
+    """Whether every string field of every reading (all signed) follows its character rules: one
+    regex over each field's values joined by line breaks. No rule allows a line break, and the
+    count makes sure none hides inside a value (it would split it into two that each look fine)."""
+    for name in _PATTERNS:
+        joined = "\n".join(map(attrgetter(name), readings)) + "\n"
+        if joined.count("\n") != len(readings) or not _EVERY[name].match(joined):
+            return False
+    return True
 
 
 def _check_patterns(reading: NativeReading) -> None:
