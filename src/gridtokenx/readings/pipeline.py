@@ -345,13 +345,9 @@ class IngestPipeline:
     ) -> list[ItemResult]:
         # Partitions are created before the batch's transaction opens: creating one while that
         # transaction holds locks on the readings table would wait on ourselves.
-        hours = {
-            moment - moment % 3600
-            for item in items
-            if isinstance(item, Reading)
-            for moment in (item.interval_start, item.observed_at)
-        }
-        moments = {_dt(hour - delta) for hour in hours for delta in (0, MAX_ESTIMATED_GAP_S)}
+        readings = [item for item in items if isinstance(item, Reading)]
+        hours = {r.interval_start // 3600 for r in readings} | {r.observed_at // 3600 for r in readings}
+        moments = {_dt(hour * 3600 - delta) for hour in hours for delta in (0, MAX_ESTIMATED_GAP_S)}
         await self.partitions.ensure_for(sorted(moments))
         outbox = Outbox()
         async with self.db.session() as session:
