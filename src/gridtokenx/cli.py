@@ -215,6 +215,11 @@ def bench_ingest(
     pg_url: Annotated[
         str | None, typer.Option(help="PostgreSQL server to create the bench database on.")
     ] = None,
+    meters: Annotated[int, typer.Option(help="Meters in the fleet.")] = 1000,
+    meters_per_batch: Annotated[
+        int,
+        typer.Option(help="Meters in one batch, each with batch/meters-per-batch consecutive intervals."),
+    ] = 100,
 ) -> None:
     """Signed native batches over real HTTP, beside the all-core Ed25519 verify ceiling."""
     from gridtokenx.readings import bench_ingest as bench
@@ -225,6 +230,8 @@ def bench_ingest(
         backends=tuple(b.strip() for b in backends.split(",") if b.strip()),
         processes=tuple(int(p) for p in processes.split(",") if p.strip()),
         pg_url=pg_url,
+        meters=meters,
+        meters_per_batch=meters_per_batch,
     )
 
 
