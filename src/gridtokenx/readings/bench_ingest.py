@@ -10,7 +10,10 @@ per server. Afterwards it counts the rows in the database: every reading is dist
 must equal the readings sent.
 
 Each figure is printed beside this machine's Ed25519 ceiling measured in the same run: a PyNaCl
-verify loop on every core, with nothing else to do. The ratio is the figure that matters.
+verify loop on every core, with nothing else to do. The ratio is the figure that matters. The
+ceiling is measured right before and right after the timed part and the mean is used: on a shared
+virtual machine the speed drifts between minutes (here by up to a quarter), and one sample taken
+before would make the ratio swing with it.
 
 Why the fleet looks the way it does:
 - A batch carries `meters_per_batch` meters x consecutive intervals. Meters are split into groups
@@ -555,6 +558,7 @@ class ScenarioResult:
     lost_batches: int
     cpu: CpuSplit | None = None
     timed_readings: int = 0
+    ceiling_drift: float = 0.0  # |after - before| / mean of the two ceiling measurements
 
     @property
     def ratio(self) -> float:
@@ -596,10 +600,10 @@ def _scenario(
         try:
             progress.update(step, description=f"{label}: starting servers")
             servers.start()
-            progress.update(step, description=f"{label}: verify ceiling ({ceiling_seconds:g} s)")
-            ceiling = verify_ceiling(ceiling_seconds)
             progress.update(step, description=f"{label}: signing", total=plan.batches, completed=0)
             bodies = _sign_fleet(plan, keys, lambda: progress.advance(step))
+            progress.update(step, description=f"{label}: verify ceiling ({ceiling_seconds:g} s)")
+            before = verify_ceiling(ceiling_seconds)
             progress.update(step, description=f"{label}: posting", total=plan.readings, completed=0)
             load = asyncio.run(
                 _drive(
@@ -612,6 +616,8 @@ def _scenario(
                     CpuMeter(servers.pids, "postgres" if backend == "postgres" else None),
                 )
             )
+            progress.update(step, description=f"{label}: verify ceiling again")
+            after = verify_ceiling(ceiling_seconds)
         finally:
             servers.stop()
         rows, signed = asyncio.run(_count_rows(target.url))
@@ -621,7 +627,8 @@ def _scenario(
         processes=processes,
         readings_sent=plan.readings,
         readings_per_s=load.timed_readings / load.seconds if load.seconds else 0.0,
-        ceiling_per_s=ceiling,
+        ceiling_per_s=(before + after) / 2,
+        ceiling_drift=abs(after - before) / ((before + after) / 2),
         p50_ms=_percentile(load.latencies, 0.50) * 1000,
         p95_ms=_percentile(load.latencies, 0.95) * 1000,
         rows_in_db=rows,
@@ -701,7 +708,8 @@ def _table(results: list[ScenarioResult], plan: _Plan, connections: int) -> Tabl
         ),
         caption=(
             f"procs: server processes. ceiling/s: PyNaCl Ed25519 verify loop on all {os.cpu_count()} "
-            "cores, measured in each scenario; ratio = readings/s / ceiling/s. p50/p95: latency of one "
+            "cores, the mean of a measurement right before and right after the timed part (± their "
+            "difference); ratio = readings/s / ceiling/s. p50/p95: latency of one "
             "batch. rows / sent: rows counted in the database afterwards (✓: each reading stored once, "
             "device-signed). The load generator (this process) shares the same cores. The first "
             f"batch per server is an untimed warm-up. Target: ≥ {TARGET_RATIO:.0%} of the ceiling on "
@@ -715,7 +723,8 @@ def _table(results: list[ScenarioResult], plan: _Plan, connections: int) -> Tabl
     for r in results:
         stored = f"{r.rows_in_db:,} / {r.readings_sent:,}" + (" ✓" if r.complete else " ✗")
         table.add_row(
-            r.backend, str(r.processes), f"{r.readings_per_s:,.0f}", f"{r.ceiling_per_s:,.0f}",
+            r.backend, str(r.processes), f"{r.readings_per_s:,.0f}",
+            f"{r.ceiling_per_s:,.0f} ±{r.ceiling_drift / 2:.0%}",
             f"{r.ratio:.0%}", f"{r.p50_ms:,.0f}", f"{r.p95_ms:,.0f}", stored, _problems(r),
         )  # fmt: skip
     return table
