@@ -17,24 +17,33 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from enum import StrEnum
 from functools import lru_cache
-from typing import Any, cast
+from typing import Any
 
 import msgspec
 from msgspec.structs import replace
 from nacl.signing import VerifyKey
-from sqlalchemy import Table, bindparam, select, update
+from sqlalchemy import bindparam, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gridtokenx.accounts.models import Role, User
 from gridtokenx.core.db import Database
 from gridtokenx.core.types import last_use_due, utcnow
 from gridtokenx.events.bus import EventBus, Outbox
-from gridtokenx.meters.models import DeviceKey, KeyStatus, Meter, MeterStatus
+from gridtokenx.meters.models import KeyStatus, Meter, MeterStatus
 from gridtokenx.meters.rules import KeyWindow, attested_mintable, key_covers
 from gridtokenx.readings import vee
+from gridtokenx.readings.batch_facts import (
+    KEYS,
+    STATE,
+    KeyFacts,
+    MeterFacts,
+    StateFacts,
+    keys_by_meter,
+    meters_by_serial,
+    states_by_meter,
+)
 from gridtokenx.readings.errors import ReadingError, http_status
 from gridtokenx.readings.intervals import MAX_ESTIMATED_GAP_S, assign_interval, estimate_gap
-from gridtokenx.readings.models import MeterIngestState
 from gridtokenx.readings.partitions import PartitionManager
 from gridtokenx.readings.reading import (
     CHANNELS,
@@ -122,7 +131,7 @@ class Submitter:
     user: User | None
     device_only: bool = False  # a transport where the device signature is the only credential (MQTT)
 
-    def may_submit_for(self, meter: Meter) -> bool:
+    def may_submit_for(self, meter: Meter | MeterFacts) -> bool:
         if self.device_only:
             return True  # native readings must carry a valid device signature anyway
         if self.user is None:
@@ -168,17 +177,15 @@ class _MeterState:
     snapshot: vee.RegisterSnapshot | None = None  # `registers()` until the registers move
 
     @classmethod
-    def load(cls, row: Any, window: int) -> _MeterState:
-        """From a `meter_ingest_state` row read with Core (no ORM identity map on the hot path)."""
+    def load(cls, row: StateFacts, window: int) -> _MeterState:
         replay = None
         if row.seq_highest is not None and row.seq_bitmap is not None:
             replay = ReplayWindow.from_bitmap(row.seq_highest, row.seq_bitmap, window)
         stored = row.recent or {}
-        recent = {k: list(v) for k, v in stored.get("values", {}).items()}
         return cls(
             row.meter_id,
             replay,
-            recent,
+            stored.get("values") or {},  # freshly decoded for this batch: ours to change
             stored.get("first_start"),
             _epoch(row.register_interval_start),
             row.last_import_register_wh,
@@ -273,18 +280,10 @@ class _MeterState:
         }
 
 
-_STATE = cast(Table, MeterIngestState.__table__)
-# Meters and device keys are read as Core rows (same attribute names as the ORM classes): a batch
-# reads a hundred of each, and ORM instance loading cost more than the queries.
-_METERS = cast(Table, Meter.__table__)
-_KEYS = cast(Table, DeviceKey.__table__)
-MeterRow = Any  # a `meters` row
-KeyRow = Any  # a `device_keys` row
-_STATE_COLUMNS = [c for c in _STATE.c if c.name != "updated_at"]
 _SAVE_STATE = (
-    update(_STATE)
-    .where(_STATE.c.meter_id == bindparam("b_meter_id"))
-    .values({c.name: bindparam(c.name) for c in _STATE.c if c.name != "meter_id"})
+    update(STATE)
+    .where(STATE.c.meter_id == bindparam("b_meter_id"))
+    .values({c.name: bindparam(c.name) for c in STATE.c if c.name != "meter_id"})
 )
 # PostgreSQL: the batch's state rows as one JSON document (`row_values` encoded by msgspec), one
 # statement instead of an executemany of a hundred.
@@ -386,10 +385,10 @@ class _Batch:
 
     async def run(self) -> list[ItemResult]:
         readings = self._parsed()
-        meters = await self._meters({r.meter_serial for _, r in readings})
+        meters = await meters_by_serial(self.session, {r.meter_serial for _, r in readings})
         self.meter_ids = meter_ids = {serial: meter.id for serial, meter in meters.items()}
         readings = self._authorised(readings, meters)
-        keys = await self._keys([m.id for m in meters.values()])
+        keys = await keys_by_meter(self.session, [m.id for m in meters.values()])
         readings = await self._authenticated(readings, keys)
         states = await self._states(sorted({meter_ids[r.meter_serial] for _, r in readings}))
         stored = await self._stored(readings, states)
@@ -447,14 +446,8 @@ class _Batch:
                 readings.append((index, item))
         return readings
 
-    async def _meters(self, serials: set[str]) -> dict[str, MeterRow]:
-        if not serials:
-            return {}
-        query = select(_METERS).where(_METERS.c.serial.in_(sorted(serials)))
-        return {m.serial: m for m in (await self.session.execute(query)).all()}
-
     def _authorised(
-        self, readings: list[tuple[int, Reading]], meters: dict[str, MeterRow]
+        self, readings: list[tuple[int, Reading]], meters: dict[str, MeterFacts]
     ) -> list[tuple[int, Reading]]:
         kept = []
         allowed = {serial: self.submitter.may_submit_for(meter) for serial, meter in meters.items()}
@@ -474,18 +467,10 @@ class _Batch:
                 kept.append((index, reading))
         return kept
 
-    async def _keys(self, meter_ids: list[uuid.UUID]) -> dict[uuid.UUID, list[KeyRow]]:
-        found: dict[uuid.UUID, list[KeyRow]] = defaultdict(list)
-        if meter_ids:
-            query = select(_KEYS).where(_KEYS.c.meter_id.in_(meter_ids))
-            for key in (await self.session.execute(query)).all():
-                found[key.meter_id].append(key)
-        return found
-
     async def _authenticated(
         self,
         readings: list[tuple[int, Reading]],
-        keys: dict[uuid.UUID, list[KeyRow]],
+        keys: dict[uuid.UUID, list[KeyFacts]],
     ) -> list[tuple[int, Reading]]:
         """Verify signatures and set trust.
 
@@ -510,7 +495,7 @@ class _Batch:
         jobs = []
         meter_ids = self.meter_ids
         # the keys that may have signed: one list per (meter, key_id), shared by its readings
-        candidates_of: dict[tuple[uuid.UUID, str | None], list[tuple[KeyRow, VerifyKey, KeyWindow]]] = {}
+        candidates_of: dict[tuple[uuid.UUID, str | None], list[tuple[KeyFacts, VerifyKey, KeyWindow]]] = {}
         for index, reading in readings:
             signed_at = reading.created if reading.created is not None else reading.observed_at
             wanted = (meter_ids[reading.meter_serial], reading.key_id)
@@ -522,7 +507,7 @@ class _Batch:
                     if wanted[1] is None or candidate[0] == wanted[1]
                 ]
             jobs.append((index, reading, _dt(signed_at), candidates))
-        verdicts: list[tuple[str, KeyRow | None]] = []
+        verdicts: list[tuple[str, KeyFacts | None]] = []
         for start in range(0, len(jobs), VERIFY_SLICE):
             if start:
                 await asyncio.sleep(0)  # let other requests run between slices
@@ -548,7 +533,7 @@ class _Batch:
             if key.id in used and last_use_due(key.last_used_at, now)
         ]
         if due:
-            await self.session.execute(update(_KEYS).where(_KEYS.c.id.in_(due)).values(last_used_at=now))
+            await self.session.execute(update(KEYS).where(KEYS.c.id.in_(due)).values(last_used_at=now))
         return kept
 
     async def _states(self, meter_ids: list[uuid.UUID]) -> dict[uuid.UUID, _MeterState]:
@@ -560,7 +545,7 @@ class _Batch:
         missing = [meter_id for meter_id in meter_ids if meter_id not in rows]
         if missing:
             now = utcnow()
-            insert = dialect_insert(self.session, _STATE).on_conflict_do_nothing(index_elements=["meter_id"])
+            insert = dialect_insert(self.session, STATE).on_conflict_do_nothing(index_elements=["meter_id"])
             await self.session.execute(
                 insert, [{"meter_id": m, "recent": {}, "updated_at": now} for m in missing]
             )
@@ -568,11 +553,8 @@ class _Batch:
         window = self.p.vee_config.replay_window
         return {meter_id: _MeterState.load(row, window) for meter_id, row in rows.items()}
 
-    async def _state_rows(self, meter_ids: list[uuid.UUID]) -> dict[uuid.UUID, Any]:
-        query = select(*_STATE_COLUMNS).where(_STATE.c.meter_id.in_(meter_ids))
-        if not self.p.db.is_sqlite:
-            query = query.with_for_update()
-        return {row.meter_id: row for row in await self.session.execute(query)}
+    async def _state_rows(self, meter_ids: list[uuid.UUID]) -> dict[uuid.UUID, StateFacts]:
+        return await states_by_meter(self.session, meter_ids, lock=not self.p.db.is_sqlite)
 
     async def _save_states(self, states: dict[uuid.UUID, _MeterState]) -> None:
         """One UPDATE for the batch's meters (the ORM's unit of work cost ~0.3 ms each)."""
@@ -613,7 +595,7 @@ class _Batch:
     async def _medians(
         self,
         readings: list[tuple[int, Reading]],
-        meters: dict[str, MeterRow],
+        meters: dict[str, MeterFacts],
         states: dict[uuid.UUID, _MeterState],
     ) -> dict[tuple[uuid.UUID, int, int], dict[str, int]]:
         """Same-slot values of the previous 7 days for readings with energy (spike rule)."""
@@ -646,12 +628,12 @@ class _Batch:
         return medians
 
     def _attested_policy(
-        self, meters: dict[str, MeterRow], keys: dict[uuid.UUID, list[KeyRow]]
+        self, meters: dict[str, MeterFacts], keys: dict[uuid.UUID, list[KeyFacts]]
     ) -> dict[uuid.UUID, bool]:
         return {m.id: attested_mintable(m.attested_mintable, bool(keys.get(m.id))) for m in meters.values()}
 
     def _meter_contexts(
-        self, meters: dict[str, MeterRow], attested_ok: dict[uuid.UUID, bool]
+        self, meters: dict[str, MeterFacts], attested_ok: dict[uuid.UUID, bool]
     ) -> dict[str, vee.VeeContext]:
         """The per-meter part of every reading's VEE context, built once per batch; each reading's
         context is a copy with its own state filled in."""
@@ -674,7 +656,7 @@ class _Batch:
     def _estimates(
         self,
         to_store: list[tuple[int, Reading, vee.VeeOutcome]],
-        meters: dict[str, MeterRow],
+        meters: dict[str, MeterFacts],
         states: dict[uuid.UUID, _MeterState],
     ) -> list[Reading]:
         """Fill short gaps (≤ 1 h) before each new latest reading by interpolation; never minted."""
@@ -706,7 +688,7 @@ class _Batch:
         to_store: list[tuple[int, Reading, vee.VeeOutcome]],
         duplicates: list[tuple[int, Reading]],
         estimates: list[Reading],
-        meters: dict[str, MeterRow],
+        meters: dict[str, MeterFacts],
     ) -> None:
         meter_ids = self.meter_ids
         flag_lists = [sorted(outcome.flags) for _, _, outcome in to_store]
@@ -739,7 +721,7 @@ class _Batch:
                 mintable_wh=mintable_wh if status is accepted else 0,
             )
 
-    def _events(self, meters: dict[str, MeterRow]) -> None:
+    def _events(self, meters: dict[str, MeterFacts]) -> None:
         if not self.p.bus.has_subscribers():
             return  # nobody listens: building two events per reading would be wasted work
         for result in self.results:
@@ -776,14 +758,14 @@ _SIGNATURE_FAILURES = {
 
 
 def _verdict(
-    reading: Reading, moment: datetime, candidates: list[tuple[KeyRow, VerifyKey, KeyWindow]]
-) -> tuple[str, KeyRow | None]:
+    reading: Reading, moment: datetime, candidates: list[tuple[KeyFacts, VerifyKey, KeyWindow]]
+) -> tuple[str, KeyFacts | None]:
     """Which candidate key signed `reading` and whether it was valid at `moment`."""
     if reading.signature is None:
         return ("missing", None)
     if not candidates:
         return ("unknown_key", None)
-    verdict: tuple[str, KeyRow | None] = ("invalid", None)
+    verdict: tuple[str, KeyFacts | None] = ("invalid", None)
     signature = reading.signature
     messages = reading.signed_messages
     for key, verify_key, window in candidates:
