@@ -661,17 +661,23 @@ class _Batch:
     ) -> list[Reading]:
         """Fill short gaps (≤ 1 h) before each new latest reading by interpolation; never minted."""
         estimates: list[Reading] = []
-        previous: dict[str, dict[str, Any] | None] = {
+        # each meter's reading before the current one: one of this batch, or the stored form of
+        # the latest one before it (turned into a Reading only when a gap needs filling)
+        previous: dict[str, Reading | dict[str, Any] | None] = {
             serial: states[m.id].loaded_last for serial, m in meters.items() if m.id in states
         }
         for _, reading, _ in to_store:
             last = previous.get(reading.meter_serial)
-            previous[reading.meter_serial] = {"interval_start": reading.interval_start, "reading": reading}
+            previous[reading.meter_serial] = reading
             if last is None or reading.channel != 0:
                 continue
-            before = last.get("reading") or _last_reading(reading.meter_serial, last)
-            gap = reading.interval_start - before.interval_start - reading.duration
-            if 0 < gap <= MAX_ESTIMATED_GAP_S and before.duration == reading.duration:
+            if isinstance(last, Reading):
+                last_start, last_duration = last.interval_start, last.duration
+            else:
+                last_start, last_duration = int(last["interval_start"]), int(last["duration"])
+            gap = reading.interval_start - last_start - reading.duration
+            if 0 < gap <= MAX_ESTIMATED_GAP_S and last_duration == reading.duration:
+                before = last if isinstance(last, Reading) else _last_reading(reading.meter_serial, last)
                 try:
                     estimates.extend(estimate_gap(before, reading, reading.duration))
                 except ValueError:
