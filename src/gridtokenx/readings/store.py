@@ -297,7 +297,7 @@ async def asyncpg_connection(session: AsyncSession) -> Any:
 _encode = msgspec.json.Encoder().encode
 
 
-async def _insert_new_pg(session: AsyncSession, items: list[NewReading]) -> set[Key]:
+async def _insert_new_pg(session: AsyncSession, items: list[NewReading], keys: list[Key]) -> set[Key]:
     """PostgreSQL: the whole batch as one JSON document expanded by `json_to_recordset`, in one
     statement that also adds the inserted rows to the hourly and daily rollups (PostgreSQL sums
     them: no per-reading rollup work in Python, and one round trip instead of three).
@@ -310,19 +310,21 @@ async def _insert_new_pg(session: AsyncSession, items: list[NewReading]) -> set[
     """
     driver = await asyncpg_connection(session)
     if await driver.fetchval(_PG_INSERT, _encode(items).decode()) == len(items):
-        return {item.key for item in items}  # the usual case: no concurrent writer won a key
+        return set(keys)  # the usual case: no concurrent writer won a key
     ours = await driver.fetch(_PG_OURS, [item.id for item in items])
     mine = {str(record[0]) for record in ours}
-    return {item.key for item in items if item.id in mine}
+    return {key for item, key in zip(items, keys, strict=True) if item.id in mine}
 
 
-async def _insert_new(session: AsyncSession, items: list[NewReading], rollups: RollupDelta) -> set[Key]:
-    """Insert and count in the rollups; returns the keys that were really inserted (others lost a
-    race to another writer)."""
+async def _insert_new(
+    session: AsyncSession, items: list[NewReading], keys: list[Key], rollups: RollupDelta
+) -> set[Key]:
+    """Insert `items` (whose keys are `keys`) and count them in the rollups; returns the keys that
+    were really inserted (others lost a race to another writer)."""
     if not items:
         return set()
     if session.get_bind().dialect.name == "postgresql":
-        return await _insert_new_pg(session, items)
+        return await _insert_new_pg(session, items, keys)
     stmt = (
         dialect_insert(session, MeterReading)
         .on_conflict_do_nothing(index_elements=["meter_id", "channel", "interval_start"])
@@ -501,7 +503,9 @@ async def store_readings(
             else:
                 first_of_key[key] = index
                 to_insert.append(index)
-        inserted = await _insert_new(session, [items[i] for i in to_insert], rollups)
+        inserted = await _insert_new(
+            session, [items[i] for i in to_insert], [keys[i] for i in to_insert], rollups
+        )
         lost = [i for i in to_insert if keys[i] not in inserted]
         for index in to_insert:
             key = keys[index]
