@@ -245,3 +245,33 @@ async def test_spike_is_judged_against_the_same_slot_of_the_previous_seven_days(
     flags = {r["index"]: r["flags"] for r in response.json()["results"]}
     assert "SPIKE" in flags[0]  # 600 Wh > 5 x the median of 100 Wh
     assert "SPIKE" not in flags[1]  # 450 Wh is within 5 x 100 Wh
+
+
+async def test_spike_history_is_shared_by_readings_of_one_batch_a_day_apart(
+    client: httpx.AsyncClient, ctx: AppContext
+) -> None:
+    """A backfill batch holding the same slot on two days: the stored day before both is history
+    for each of them (it must not be claimed by the later one only)."""
+    device = await make_device(client, ctx)
+    today = aligned_now(8)
+    quiet = {"export_wh": 100, "generation_wh": 150, "consumption_wh": 50}
+    stored = await client.post(
+        "/api/meters/readings/batch",
+        content=device.signed_batch([today - 2 * 86_400], **quiet),
+        headers=bearer(device.owner),
+    )
+    assert stored.status_code == 200 and stored.json()["accepted"] == 1, stored.text
+    readings = [
+        device.key.sign_reading(
+            device.reading(today - 86_400, export_wh=600, generation_wh=650, consumption_wh=50),
+            device.network_id,
+        ),
+        device.key.sign_reading(device.reading(today, **quiet), device.network_id),
+    ]
+    response = await client.post(
+        "/api/meters/readings/batch", content=encode_batch(readings), headers=bearer(device.owner)
+    )
+    assert response.status_code == 200, response.text
+    flags = {r["index"]: r["flags"] for r in response.json()["results"]}
+    assert "SPIKE" in flags[0]  # 600 Wh > 5 x the 100 Wh stored the day before
+    assert "SPIKE" not in flags[1]

@@ -72,6 +72,7 @@ from gridtokenx.readings.store import (
 )
 
 DAY_S = 86_400
+SlotKey = tuple[uuid.UUID, int, int]  # (meter, channel, interval start in epoch seconds)
 SLOT_DAYS = 7
 VERIFY_SLICE = 64  # signatures verified between two yields to the event loop (~5 ms)
 RECENT_KEEP = 4
@@ -597,30 +598,49 @@ class _Batch:
         readings: list[tuple[int, Reading]],
         meters: dict[str, MeterFacts],
         states: dict[uuid.UUID, _MeterState],
-    ) -> dict[tuple[uuid.UUID, int, int], dict[str, int]]:
-        """Same-slot values of the previous 7 days for readings with energy (spike rule)."""
-        wanted: dict[tuple[uuid.UUID, int, datetime], tuple[uuid.UUID, int, int]] = {}
+    ) -> dict[SlotKey, dict[str, int]]:
+        """Same-slot medians of the previous 7 days (spike rule), per reading and only for its
+        channels with energy: a spike is a value above a multiple of a positive median, which a
+        zero value never is. A stored interval may be history for several readings of a batch
+        (a backfill holding the same slot on several days)."""
+        wanted: dict[tuple[uuid.UUID, int, datetime], list[SlotKey]] = {}
+        needed: dict[SlotKey, list[tuple[int, str]]] = {}
         for _, reading in readings:
-            if not any(reading.channel_values().values()):
+            positive = [
+                (position, name)
+                for position, (name, value) in enumerate(
+                    (
+                        (IMPORT, reading.import_wh),
+                        (EXPORT, reading.export_wh),
+                        (GENERATION, reading.generation_wh),
+                        (CONSUMPTION, reading.consumption_wh),
+                    ),
+                    start=3,  # the channel columns follow the three key columns in each row
+                )
+                if value is not None and value > 0
+            ]
+            if not positive:
                 continue
             meter_id = self.meter_ids[reading.meter_serial]
             first = states[meter_id].first_start
             target = (meter_id, reading.channel, reading.interval_start)
+            needed[target] = positive
             for days in range(1, SLOT_DAYS + 1):
                 probe = reading.interval_start - days * DAY_S
                 if first is None or probe < first:
                     break  # nothing was ever stored this far back
-                wanted[(meter_id, reading.channel, _dt(probe))] = target
+                wanted.setdefault((meter_id, reading.channel, _dt(probe)), []).append(target)
         table = READINGS.c
         columns = [table[n] for n in CHANNELS]
         rows = await rows_by_keys(self.session, wanted, *columns, where=table.trust != Trust.ESTIMATED)
-        history: dict[tuple[uuid.UUID, int, int], list[Any]] = defaultdict(list)
+        history: dict[SlotKey, list[Any]] = defaultdict(list)
         for found_key, row in rows:
-            history[wanted[found_key]].append(row)
+            for target in wanted[found_key]:
+                history[target].append(row)
         medians = {}
         for target, found in history.items():
             channels = {}
-            for position, name in enumerate(CHANNELS, start=3):
+            for position, name in needed[target]:
                 values = [row[position] for row in found if row[position] is not None]
                 if values:
                     channels[name] = _median(values)
