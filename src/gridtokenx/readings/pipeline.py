@@ -49,8 +49,10 @@ from gridtokenx.readings.reading import (
     CHANNELS,
     CONSUMPTION,
     EXPORT,
+    EXPORT_REGISTER,
     GENERATION,
     IMPORT,
+    IMPORT_REGISTER,
     Reading,
     Source,
     Trust,
@@ -182,16 +184,16 @@ class _MeterState:
         replay = None
         if row.seq_highest is not None and row.seq_bitmap is not None:
             replay = ReplayWindow.from_bitmap(row.seq_highest, row.seq_bitmap, window)
-        stored = row.recent or {}
+        recent, last, first_start = _read_recent(row.recent or {})
         return cls(
             row.meter_id,
             replay,
-            stored.get("values") or {},  # freshly decoded for this batch: ours to change
-            stored.get("first_start"),
+            recent,
+            first_start,
             _epoch(row.register_interval_start),
             row.last_import_register_wh,
             row.last_export_register_wh,
-            stored.get("last"),
+            last,
             (row.seq_highest, row.seq_bitmap),
         )
 
@@ -268,6 +270,7 @@ class _MeterState:
         if self.replay is not None:
             seq_highest, seq_bitmap = self.replay.highest, self.replay.bitmap_bytes()
         last = self.last
+        recent = self.recent
         return {
             "b_meter_id": self.meter_id,
             "seq_highest": seq_highest,
@@ -276,9 +279,39 @@ class _MeterState:
             "last_import_register_wh": self.import_register,
             "last_export_register_wh": self.export_register,
             "last_interval_start": None if last is None else _dt(int(last["interval_start"])),
-            "recent": {"values": self.recent, "last": last, "first_start": self.first_start},
+            "recent": {
+                "v": [recent.get(name, []) for name in CHANNELS],
+                "l": None if last is None else [last.get(name) for name in _LAST_FIELDS],
+                "f": self.first_start,
+            },
             "updated_at": now,
         }
+
+
+# The `recent` document of a state row: {"v": the last values of each of CHANNELS (oldest first),
+# "l": the latest measured reading as _LAST_FIELDS, "f": the oldest interval start seen}. Positional,
+# because every batch rewrites it for each of its meters (a third of the size of the named layout
+# that rows written before kept: {"values": {channel: [...]}, "last": {...}, "first_start": ...}).
+_LAST_FIELDS = (
+    "interval_start",
+    "duration",
+    IMPORT,
+    EXPORT,
+    GENERATION,
+    CONSUMPTION,
+    IMPORT_REGISTER,
+    EXPORT_REGISTER,
+)
+
+
+def _read_recent(stored: dict[str, Any]) -> tuple[dict[str, list[int]], dict[str, Any] | None, int | None]:
+    """(recent values by channel, the latest measured reading by field, the oldest start seen),
+    from either layout; the lists are freshly decoded for this batch and ours to change."""
+    if "v" not in stored:
+        return stored.get("values") or {}, stored.get("last"), stored.get("first_start")
+    recent = {name: values for name, values in zip(CHANNELS, stored["v"], strict=True) if values}
+    last = stored.get("l")
+    return recent, None if last is None else dict(zip(_LAST_FIELDS, last, strict=True)), stored.get("f")
 
 
 _SAVE_STATE = (
