@@ -174,7 +174,7 @@ class _MeterState:
     register_start: int | None
     import_register: int | None
     export_register: int | None
-    loaded_last: dict[str, Any] | None  # the latest measured reading as the batch found it
+    loaded_last: LastReading | None  # the latest measured reading as the batch found it
     seq_row: tuple[int | None, bytes | None]  # the stored window, kept when `replay` stays None
     newest: Reading | None = None  # the latest reading of this batch, once later than `loaded_last`
     snapshot: vee.RegisterSnapshot | None = None  # `registers()` until the registers move
@@ -198,28 +198,28 @@ class _MeterState:
         )
 
     @property
-    def last(self) -> dict[str, Any] | None:
+    def last(self) -> LastReading | None:
         """The latest measured reading (for gap estimation), as the state row stores it; built
         from `newest` only when asked, not for every reading remembered."""
         reading = self.newest
         if reading is None:
             return self.loaded_last
-        return {
-            "interval_start": reading.interval_start,
-            "duration": reading.duration,
-            "import_wh": reading.import_wh,
-            "export_wh": reading.export_wh,
-            "generation_wh": reading.generation_wh,
-            "consumption_wh": reading.consumption_wh,
-            "import_register_wh": reading.import_register_wh,
-            "export_register_wh": reading.export_register_wh,
-        }
+        return [
+            reading.interval_start,
+            reading.duration,
+            reading.import_wh,
+            reading.export_wh,
+            reading.generation_wh,
+            reading.consumption_wh,
+            reading.import_register_wh,
+            reading.export_register_wh,
+        ]
 
     def latest(self) -> int | None:
         """The start of the latest interval stored for this meter (any channel), if known."""
         if self.newest is not None:
             return self.newest.interval_start
-        return None if self.loaded_last is None else int(self.loaded_last["interval_start"])
+        return None if self.loaded_last is None else int(self.loaded_last[0])
 
     def registers(self, interval_s: int) -> vee.RegisterSnapshot | None:
         if self.register_start is None:
@@ -278,10 +278,10 @@ class _MeterState:
             "register_interval_start": None if self.register_start is None else _dt(self.register_start),
             "last_import_register_wh": self.import_register,
             "last_export_register_wh": self.export_register,
-            "last_interval_start": None if last is None else _dt(int(last["interval_start"])),
+            "last_interval_start": None if last is None else _dt(int(last[0])),
             "recent": {
                 "v": [recent.get(name, []) for name in CHANNELS],
-                "l": None if last is None else [last.get(name) for name in _LAST_FIELDS],
+                "l": last,
                 "f": self.first_start,
             },
             "updated_at": now,
@@ -304,14 +304,18 @@ _LAST_FIELDS = (
 )
 
 
-def _read_recent(stored: dict[str, Any]) -> tuple[dict[str, list[int]], dict[str, Any] | None, int | None]:
-    """(recent values by channel, the latest measured reading by field, the oldest start seen),
-    from either layout; the lists are freshly decoded for this batch and ours to change."""
-    if "v" not in stored:
-        return stored.get("values") or {}, stored.get("last"), stored.get("first_start")
-    recent = {name: values for name, values in zip(CHANNELS, stored["v"], strict=True) if values}
-    last = stored.get("l")
-    return recent, None if last is None else dict(zip(_LAST_FIELDS, last, strict=True)), stored.get("f")
+LastReading = list[Any]  # the latest measured reading, in _LAST_FIELDS order
+
+
+def _read_recent(stored: dict[str, Any]) -> tuple[dict[str, list[int]], LastReading | None, int | None]:
+    """(recent values by channel, the latest measured reading, the oldest start seen), from
+    either layout; the lists are freshly decoded for this batch and ours to change."""
+    if "v" in stored:
+        recent = {name: values for name, values in zip(CHANNELS, stored["v"], strict=True) if values}
+        return recent, stored.get("l"), stored.get("f")
+    named = stored.get("last")
+    last = None if named is None else [named.get(name) for name in _LAST_FIELDS]
+    return stored.get("values") or {}, last, stored.get("first_start")
 
 
 _SAVE_STATE = (
@@ -335,18 +339,19 @@ _PG_SAVE_STATE = (
 _encode = msgspec.json.Encoder().encode
 
 
-def _last_reading(serial: str, last: dict[str, Any]) -> Reading:
+def _last_reading(serial: str, last: LastReading) -> Reading:
+    start, duration, imported, exported, generated, consumed, import_register, export_register = last
     return Reading(
         meter_serial=serial,
-        interval_start=int(last["interval_start"]),
-        duration=int(last["duration"]),
-        observed_at=int(last["interval_start"]) + int(last["duration"]),
-        import_wh=int(last.get("import_wh") or 0),
-        export_wh=int(last.get("export_wh") or 0),
-        generation_wh=last.get("generation_wh"),
-        consumption_wh=last.get("consumption_wh"),
-        import_register_wh=last.get("import_register_wh"),
-        export_register_wh=last.get("export_register_wh"),
+        interval_start=int(start),
+        duration=int(duration),
+        observed_at=int(start) + int(duration),
+        import_wh=int(imported or 0),
+        export_wh=int(exported or 0),
+        generation_wh=generated,
+        consumption_wh=consumed,
+        import_register_wh=import_register,
+        export_register_wh=export_register,
         source=Source.NATIVE,
         trust=Trust.DEVICE_SIGNED,
     )
@@ -716,7 +721,7 @@ class _Batch:
         estimates: list[Reading] = []
         # each meter's reading before the current one: one of this batch, or the stored form of
         # the latest one before it (turned into a Reading only when a gap needs filling)
-        previous: dict[str, Reading | dict[str, Any] | None] = {
+        previous: dict[str, Reading | LastReading | None] = {
             serial: states[m.id].loaded_last for serial, m in meters.items() if m.id in states
         }
         for _, reading, _ in to_store:
@@ -727,7 +732,7 @@ class _Batch:
             if isinstance(last, Reading):
                 last_start, last_duration = last.interval_start, last.duration
             else:
-                last_start, last_duration = int(last["interval_start"]), int(last["duration"])
+                last_start, last_duration = int(last[0]), int(last[1])
             gap = reading.interval_start - last_start - reading.duration
             if 0 < gap <= MAX_ESTIMATED_GAP_S and last_duration == reading.duration:
                 before = last if isinstance(last, Reading) else _last_reading(reading.meter_serial, last)
