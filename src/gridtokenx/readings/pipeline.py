@@ -617,14 +617,16 @@ class _Batch:
         Nothing can be stored after a meter's latest interval (its ingest state, locked by this
         transaction, records it; estimates only fill gaps before it), so streaming readings, the
         usual case, are not looked up at all; a meter without that record is looked up in full."""
-        self.latest = {
-            meter_id: None if latest is None else _dt(latest)
-            for meter_id, state in states.items()
-            for latest in (state.latest(),)
+        latest = {meter_id: state.latest() for meter_id, state in states.items()}
+        self.latest = {meter_id: None if start is None else _dt(start) for meter_id, start in latest.items()}
+        meter_ids = self.meter_ids
+        keys = {
+            (meter_id, r.channel, _dt(r.interval_start))
+            for _, r in readings
+            for meter_id in (meter_ids[r.meter_serial],)
+            if (last := latest[meter_id]) is None or r.interval_start <= last
         }
-        batch_keys = {(self.meter_ids[r.meter_serial], r.channel, _dt(r.interval_start)) for _, r in readings}
-        keys = [key for key in batch_keys if not self._after_latest(key)]
-        self.existing = await load_existing(self.session, keys)
+        self.existing = await load_existing(self.session, list(keys))
         return {
             (key[0], key[1], int(key[2].timestamp())): found.values
             for key, found in self.existing.items()
