@@ -6,6 +6,7 @@ from __future__ import annotations
 import binascii
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Protocol
 
 import base58
 
@@ -31,6 +32,17 @@ def parse_public_key(text: str) -> bytes | None:
     return raw if len(raw) == 32 else None
 
 
+class KeyValidity(Protocol):
+    """What decides which readings a device key may sign (a `DeviceKey` row or a `KeyWindow`)."""
+
+    @property
+    def status(self) -> str: ...
+    @property
+    def valid_until(self) -> datetime | None: ...
+    @property
+    def revoked_at(self) -> datetime | None: ...
+
+
 @dataclass(frozen=True)
 class KeyWindow:
     status: str
@@ -39,7 +51,7 @@ class KeyWindow:
     revoked_at: datetime | None
 
 
-def key_covers(key: KeyWindow, reading_time: datetime) -> bool:
+def key_covers(key: KeyValidity, reading_time: datetime) -> bool:
     """May this key sign a reading taken at `reading_time`?
 
     A revoked key still covers readings taken before its revocation (they were honest when made);

@@ -30,7 +30,7 @@ from gridtokenx.core.db import Database
 from gridtokenx.core.types import last_use_due, utcnow
 from gridtokenx.events.bus import EventBus, Outbox
 from gridtokenx.meters.models import KeyStatus, Meter, MeterStatus
-from gridtokenx.meters.rules import KeyWindow, attested_mintable, key_covers
+from gridtokenx.meters.rules import attested_mintable, key_covers
 from gridtokenx.readings import vee
 from gridtokenx.readings.batch_facts import (
     KEYS,
@@ -520,21 +520,13 @@ class _Batch:
         against 8.2k inline, measured with `gridtokenx bench ingest`)."""
         # each key's facts gathered once per batch, not once per reading
         known = {
-            meter_id: [
-                (
-                    k.key_id,
-                    k,
-                    self.p.verify_key(k.public_key),
-                    KeyWindow(k.status, k.valid_from, k.valid_until, k.revoked_at),
-                )
-                for k in meter_keys
-            ]
+            meter_id: [(k.key_id, k, self.p.verify_key(k.public_key)) for k in meter_keys]
             for meter_id, meter_keys in keys.items()
         }
         jobs = []
         meter_ids = self.meter_ids
         # the keys that may have signed: one list per (meter, key_id), shared by its readings
-        candidates_of: dict[tuple[uuid.UUID, str | None], list[tuple[KeyFacts, VerifyKey, KeyWindow]]] = {}
+        candidates_of: dict[tuple[uuid.UUID, str | None], list[tuple[KeyFacts, VerifyKey]]] = {}
         for index, reading in readings:
             signed_at = reading.created if reading.created is not None else reading.observed_at
             wanted = (meter_ids[reading.meter_serial], reading.key_id)
@@ -824,7 +816,7 @@ _SIGNATURE_FAILURES = {
 
 
 def _verdict(
-    reading: Reading, moment: datetime, candidates: list[tuple[KeyFacts, VerifyKey, KeyWindow]]
+    reading: Reading, moment: datetime, candidates: list[tuple[KeyFacts, VerifyKey]]
 ) -> tuple[str, KeyFacts | None]:
     """Which candidate key signed `reading` and whether it was valid at `moment`."""
     if reading.signature is None:
@@ -834,13 +826,13 @@ def _verdict(
     verdict: tuple[str, KeyFacts | None] = ("invalid", None)
     signature = reading.signature
     messages = reading.signed_messages
-    for key, verify_key, window in candidates:
+    for key, verify_key in candidates:
         for message in messages:  # a loop, not any(<generator>): this runs for every reading
             if verify_detached(verify_key, message, signature):
                 break
         else:
             continue
-        if key_covers(window, moment):
+        if key_covers(key, moment):
             return ("signed", key)
         verdict = ("revoked", None) if key.status == KeyStatus.REVOKED else ("expired", None)
     return verdict
