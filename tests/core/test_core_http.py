@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import base58
 import httpx
@@ -35,11 +37,23 @@ def server(backend: str, db_url: str, tmp_path: Path, request: pytest.FixtureReq
         yield base
 
 
+def _logged_link(logs: list[dict[str, Any]], wait_s: float = 5.0) -> str:
+    """The verification link the server logs: the mail goes out after the response is sent, from
+    the server's thread, so the entry may land a moment after the reply does."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        links = [e["link"] for e in list(logs) if e.get("event") == "verification_link"]
+        if links or time.monotonic() > deadline:
+            assert links, "no verification link was logged"
+            return str(links[0])
+        time.sleep(0.01)
+
+
 def test_journey_over_real_http(server: str) -> None:
     with httpx.Client(base_url=server, timeout=10) as http, structlog.testing.capture_logs() as logs:
         created = http.post("/api/auth/register", json={"email": "net@example.com", "password": PASSWORD})
         assert created.status_code == 201
-        link = next(e["link"] for e in logs if e.get("event") == "verification_link")
+        link = _logged_link(logs)
         assert http.get("/api/auth/verify-email", params={"token": token_from_link(link)}).status_code == 200
         session = http.post("/api/auth/login", json={"email": "net@example.com", "password": PASSWORD}).json()
         auth = {"Authorization": f"Bearer {session['access_token']}"}
