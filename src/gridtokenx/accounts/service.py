@@ -244,11 +244,13 @@ async def revoke_api_key(session: AsyncSession, user: User, key_id: uuid.UUID) -
 
 
 async def authenticate_api_key(session: AsyncSession, raw_key: str) -> tuple[User, ApiKey]:
-    row = await session.scalar(select(ApiKey).where(ApiKey.key_hash == token_digest(raw_key)))
-    if row is None or row.revoked_at is not None:
+    """The key's owner and the key (one query for both: this runs on every head-end request)."""
+    query = select(ApiKey, User).join(User, User.id == ApiKey.user_id)
+    found = (await session.execute(query.where(ApiKey.key_hash == token_digest(raw_key)))).first()
+    if found is None or found[0].revoked_at is not None:
         raise Unauthorized("API key is invalid or revoked", code="API_KEY_INVALID")
-    user = await session.get(User, row.user_id)
-    if user is None or not user.is_active:
+    row, user = found
+    if not user.is_active:
         raise Unauthorized("API key owner is disabled", code="API_KEY_INVALID")
     now = utcnow()
     if last_use_due(row.last_used_at, now):

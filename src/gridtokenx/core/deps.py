@@ -1,4 +1,7 @@
-"""FastAPI dependencies shared by every router."""
+"""FastAPI dependencies shared by every router.
+
+Even those that do no I/O are `async def`: FastAPI runs a plain `def` dependency in a worker
+thread, a thread hop (and two GIL hand-overs) on every request for a dictionary lookup."""
 
 from __future__ import annotations
 
@@ -11,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from gridtokenx.core.context import AppContext
 
 
-def get_ctx(request: Request) -> AppContext:
+async def get_ctx(request: Request) -> AppContext:
     ctx: AppContext = request.app.state.ctx
     return ctx
 
@@ -26,7 +29,7 @@ async def get_session(ctx: Annotated[AppContext, Depends(get_ctx)]) -> AsyncIter
                 await session.rollback()
 
 
-def client_ip(request: Request) -> str:
+async def client_ip(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 

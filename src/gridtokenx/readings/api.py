@@ -45,7 +45,7 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
-def pipeline_of(ctx: Ctx) -> IngestPipeline:
+async def pipeline_of(ctx: Ctx) -> IngestPipeline:
     pipeline = ctx.extras.get("ingest_pipeline")
     if pipeline is None:
         raise RuntimeError("ingest pipeline not started")
