@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -59,8 +58,8 @@ from gridtokenx.readings.reading import (
 )
 from gridtokenx.readings.replay import ReplayWindow
 from gridtokenx.readings.signing import verify_detached
+from gridtokenx.readings.slot_history import SlotKey, channels_with_energy, same_slot_medians
 from gridtokenx.readings.store import (
-    READINGS,
     Existing,
     Key,
     NewReading,
@@ -69,13 +68,9 @@ from gridtokenx.readings.store import (
     asyncpg_connection,
     dialect_insert,
     load_existing,
-    rows_by_keys,
     store_readings,
 )
 
-DAY_S = 86_400
-SlotKey = tuple[uuid.UUID, int, int]  # (meter, channel, interval start in epoch seconds)
-SLOT_DAYS = 7
 VERIFY_SLICE = 64  # signatures verified between two yields to the event loop (~5 ms)
 RECENT_KEEP = 4
 
@@ -431,7 +426,7 @@ class _Batch:
         readings = await self._authenticated(readings, keys)
         states = await self._states(sorted({meter_ids[r.meter_serial] for _, r in readings}))
         stored = await self._stored(readings, states)
-        medians = await self._medians(readings, meters, states)
+        medians = await self._medians(readings, states)
         attested_ok = self._attested_policy(meters, keys)
         contexts = self._meter_contexts(meters, attested_ok)
 
@@ -626,58 +621,17 @@ class _Batch:
         }
 
     async def _medians(
-        self,
-        readings: list[tuple[int, Reading]],
-        meters: dict[str, MeterFacts],
-        states: dict[uuid.UUID, _MeterState],
+        self, readings: list[tuple[int, Reading]], states: dict[uuid.UUID, _MeterState]
     ) -> dict[SlotKey, dict[str, int]]:
-        """Same-slot medians of the previous 7 days (spike rule), per reading and only for its
-        channels with energy: a spike is a value above a multiple of a positive median, which a
-        zero value never is. A stored interval may be history for several readings of a batch
-        (a backfill holding the same slot on several days)."""
-        wanted: dict[tuple[uuid.UUID, int, datetime], list[SlotKey]] = {}
-        needed: dict[SlotKey, list[tuple[int, str]]] = {}
-        for _, reading in readings:
-            positive = [
-                (position, name)
-                for position, (name, value) in enumerate(
-                    (
-                        (IMPORT, reading.import_wh),
-                        (EXPORT, reading.export_wh),
-                        (GENERATION, reading.generation_wh),
-                        (CONSUMPTION, reading.consumption_wh),
-                    ),
-                    start=3,  # the channel columns follow the three key columns in each row
-                )
-                if value is not None and value > 0
-            ]
-            if not positive:
-                continue
-            meter_id = self.meter_ids[reading.meter_serial]
-            first = states[meter_id].first_start
-            target = (meter_id, reading.channel, reading.interval_start)
-            needed[target] = positive
-            for days in range(1, SLOT_DAYS + 1):
-                probe = reading.interval_start - days * DAY_S
-                if first is None or probe < first:
-                    break  # nothing was ever stored this far back
-                wanted.setdefault((meter_id, reading.channel, _dt(probe)), []).append(target)
-        table = READINGS.c
-        columns = [table[n] for n in CHANNELS]
-        rows = await rows_by_keys(self.session, wanted, *columns, where=table.trust != Trust.ESTIMATED)
-        history: dict[SlotKey, list[Any]] = defaultdict(list)
-        for found_key, row in rows:
-            for target in wanted[found_key]:
-                history[target].append(row)
-        medians = {}
-        for target, found in history.items():
-            channels = {}
-            for position, name in needed[target]:
-                values = [row[position] for row in found if row[position] is not None]
-                if values:
-                    channels[name] = _median(values)
-            medians[target] = channels
-        return medians
+        """Same-slot medians of the previous 7 days for the spike rule (see `slot_history`)."""
+        meter_ids = self.meter_ids
+        targets = {
+            (meter_ids[reading.meter_serial], reading.channel, reading.interval_start): wanted
+            for _, reading in readings
+            if (wanted := channels_with_energy(reading))
+        }
+        first_start = {meter_id: state.first_start for meter_id, state in states.items()}
+        return await same_slot_medians(self.session, targets, first_start)
 
     def _attested_policy(
         self, meters: dict[str, MeterFacts], keys: dict[uuid.UUID, list[KeyFacts]]
@@ -871,11 +825,3 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, Decimal):
         return str(value)
     return value
-
-
-def _median(values: list[int]) -> int:
-    ordered = sorted(values)
-    middle = len(ordered) // 2
-    if len(ordered) % 2:
-        return ordered[middle]
-    return (ordered[middle - 1] + ordered[middle]) // 2

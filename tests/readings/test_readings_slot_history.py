@@ -1,0 +1,77 @@
+"""Same-slot medians agree with a median worked out by hand from a stored week: the eighth day
+back, estimates and unreported channels do not count."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from gridtokenx.core.db import Database
+from gridtokenx.meters.models import Meter
+from gridtokenx.readings import slot_history
+from gridtokenx.readings.reading import CHANNELS
+from gridtokenx.readings.store import NewReading, store_readings
+
+DAY = 86_400
+QUARTER = 900
+TODAY = int(datetime(2026, 3, 10, 12, 0, tzinfo=UTC).timestamp())
+
+
+def _at(epoch: int) -> datetime:
+    return datetime.fromtimestamp(epoch, UTC)
+
+
+async def test_medians_of_the_stored_week(database: Database) -> None:
+    async with database.session() as session:
+        meters = [
+            Meter(serial=f"SLOT-{i}", commissioned_at=_at(TODAY) - timedelta(days=30)) for i in range(2)
+        ]
+        session.add_all(meters)
+        await session.flush()
+        rows = []
+        expected: dict[tuple[int, int], dict[str, list[int]]] = {}
+        for m, meter in enumerate(meters):
+            for slot in range(3):  # three consecutive quarters today, the targets
+                for days in range(1, 9):  # eight days back: the eighth must not count
+                    start = TODAY + slot * QUARTER - days * DAY
+                    export = 100 * (m + 1) + 7 * days + slot
+                    generation = None if days == 3 else export + 50  # an unreported channel
+                    trust = "estimated" if days == 5 else "device-signed"  # estimates never count
+                    rows.append(
+                        NewReading(
+                            meter.id,
+                            0,
+                            _at(start),
+                            QUARTER,
+                            trust,
+                            "native",
+                            _at(start + QUARTER),
+                            import_wh=0,
+                            export_wh=export,
+                            generation_wh=generation,
+                        )
+                    )
+                    if days <= 7 and trust != "estimated":
+                        values = expected.setdefault((m, slot), {name: [] for name in CHANNELS})
+                        values["export_wh"].append(export)
+                        values["import_wh"].append(0)
+                        if generation is not None:
+                            values["generation_wh"].append(generation)
+        await store_readings(session, rows)
+        wanted = [(1, "export_wh"), (2, "generation_wh")]
+        targets = {(meter.id, 0, TODAY + slot * QUARTER): wanted for meter in meters for slot in range(3)}
+        first = {meter.id: TODAY - 8 * DAY for meter in meters}
+        medians = await slot_history.same_slot_medians(session, targets, first)
+    for m, meter in enumerate(meters):
+        for slot in range(3):
+            values = expected[(m, slot)]
+            assert medians[(meter.id, 0, TODAY + slot * QUARTER)] == {
+                "export_wh": slot_history.median(values["export_wh"]),
+                "generation_wh": slot_history.median(values["generation_wh"]),
+            }
+    assert len(expected[(0, 0)]["export_wh"]) == 6 and len(expected[(0, 0)]["generation_wh"]) == 5
+
+
+def test_median_rounds_an_even_count_down() -> None:
+    assert slot_history.median([5]) == 5
+    assert slot_history.median([9, 1, 4]) == 4
+    assert slot_history.median([1, 2]) == 1 and slot_history.median([4, 1, 3, 2]) == 2
