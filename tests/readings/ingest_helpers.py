@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import httpx
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from gridtokenx.core.context import AppContext
 from gridtokenx.core.types import utcnow
+from gridtokenx.meters.models import Meter
 from gridtokenx.readings.envelope import encode_batch, encode_reading
 from gridtokenx.readings.signing import DeviceKey
 from tests.helpers import admin_token, bearer, claim, create_meter, user_token
@@ -80,3 +83,11 @@ async def make_device(
     )
     assert response.status_code == 201, response.text
     return Device(serial, key, ctx.settings.network_id, created["id"], owner, admin)
+
+
+async def added_meter(session: AsyncSession, serial: str, commissioned_at: datetime) -> Meter:
+    """A meter row for store-level tests (no owner, no keys), flushed so it has its id."""
+    meter = Meter(serial=serial, commissioned_at=commissioned_at)
+    session.add(meter)
+    await session.flush()
+    return meter

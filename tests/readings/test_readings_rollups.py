@@ -15,6 +15,7 @@ from gridtokenx.core.db import Database
 from gridtokenx.meters.models import Meter
 from gridtokenx.readings.models import DailyRollup, HourlyRollup, MeterReading
 from gridtokenx.readings.store import ROLLUP_FIELDS, NewReading, StoreStatus, as_utc, store_readings
+from tests.readings.ingest_helpers import added_meter
 
 DAY_END = datetime(2026, 3, 1, 23, 15, tzinfo=UTC)  # four intervals before and two after midnight UTC
 STEP = timedelta(minutes=15)
@@ -58,9 +59,7 @@ async def test_rollups_match_the_stored_rows_through_inserts_revisions_and_estim
     async with database.session() as session:
         if not database.is_sqlite:  # buckets are UTC whatever the session's time zone
             await session.execute(text("SET LOCAL TIME ZONE 'Asia/Bangkok'"))
-        meter = Meter(serial="ROLL-1", commissioned_at=DAY_END - timedelta(days=30))
-        session.add(meter)
-        await session.flush()
+        meter = await added_meter(session, "ROLL-1", DAY_END - timedelta(days=30))
         first = [
             _reading(meter, DAY_END + i * STEP, export_wh=100 + i, generation_wh=150 + i) for i in range(6)
         ]

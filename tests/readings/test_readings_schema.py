@@ -11,8 +11,8 @@ from sqlalchemy import inspect, text
 
 from gridtokenx.core.db import Database
 from gridtokenx.core.migrate import alembic_config, current_revision, upgrade
-from gridtokenx.meters.models import Meter
 from gridtokenx.readings.store import NewReading, store_readings
+from tests.readings.ingest_helpers import added_meter
 
 
 async def _foreign_keys(database: Database, table: str) -> list[dict[str, Any]]:
@@ -38,9 +38,7 @@ async def test_content_hash_is_restored_as_the_old_code_wrote_it_on_downgrade(da
     # migration 0005 dropped the column; its downgrade recomputes it on PostgreSQL
     at = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
     async with database.session() as session:
-        meter = Meter(serial="HASH-1", commissioned_at=at - timedelta(days=1))
-        session.add(meter)
-        await session.flush()
+        meter = await added_meter(session, "HASH-1", at - timedelta(days=1))
         reading = NewReading(
             meter.id, 0, at, 900, "device-signed", "native", at, import_wh=0, export_wh=7, generation_wh=9
         )

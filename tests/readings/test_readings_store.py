@@ -8,17 +8,15 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import select
 
 from gridtokenx.core.db import Database
-from gridtokenx.meters.models import Meter
 from gridtokenx.readings.models import MeterReading
 from gridtokenx.readings.store import NewReading, StoreStatus, as_utc, store_readings
+from tests.readings.ingest_helpers import added_meter
 
 
 async def test_every_field_round_trips(database: Database) -> None:
     at = datetime(2026, 3, 1, 12, 15, tzinfo=UTC)
     async with database.session() as session:
-        meter = Meter(serial="TRIP-1", commissioned_at=at - timedelta(days=1))
-        session.add(meter)
-        await session.flush()
+        meter = await added_meter(session, "TRIP-1", at - timedelta(days=1))
         item = NewReading(
             meter_id=meter.id,
             channel=2,
