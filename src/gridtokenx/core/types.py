@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import DateTime
@@ -39,6 +40,13 @@ class UtcDateTime(TypeDecorator[datetime]):
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+@lru_cache(maxsize=65_536)
+def utc_from_epoch(epoch: int) -> datetime:
+    """An epoch second as a UTC datetime; cached, since the interval starts of a batch repeat
+    across its meters and readings."""
+    return datetime.fromtimestamp(epoch, UTC)
 
 
 LAST_USED_RESOLUTION = timedelta(minutes=1)

@@ -4,7 +4,6 @@ message a device signs to rotate its own key."""
 from __future__ import annotations
 
 import binascii
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
@@ -33,7 +32,7 @@ def parse_public_key(text: str) -> bytes | None:
 
 
 class KeyValidity(Protocol):
-    """What decides which readings a device key may sign (a `DeviceKey` row or a `KeyWindow`)."""
+    """What decides which readings a device key may sign (a `DeviceKey` or a batch's key row)."""
 
     @property
     def status(self) -> str: ...
@@ -41,14 +40,6 @@ class KeyValidity(Protocol):
     def valid_until(self) -> datetime | None: ...
     @property
     def revoked_at(self) -> datetime | None: ...
-
-
-@dataclass(frozen=True)
-class KeyWindow:
-    status: str
-    valid_from: datetime
-    valid_until: datetime | None
-    revoked_at: datetime | None
 
 
 def key_covers(key: KeyValidity, reading_time: datetime) -> bool:

@@ -208,9 +208,7 @@ async def rotate_key_signed(
 ) -> DeviceKey:
     """Device-initiated rotation: the current key signs the hand-over to the new one."""
     old = next((k for k in await active_keys(session, meter.id) if k.key_id == old_key_id), None)
-    if old is None or not rules.key_covers(
-        rules.KeyWindow(old.status, old.valid_from, old.valid_until, old.revoked_at), utcnow()
-    ):
+    if old is None or not rules.key_covers(old, utcnow()):
         raise Unauthorized("the signing key is not an active key of this meter", code="DEVICE_KEY_UNKNOWN")
     new_raw = _key_bytes(new_public_key)
     message = rules.rotation_message(

@@ -708,7 +708,7 @@ def _table(results: list[ScenarioResult], plan: _Plan, connections: int) -> Tabl
         ),
         caption=(
             f"procs: server processes. ceiling/s: PyNaCl Ed25519 verify loop on all {os.cpu_count()} "
-            "cores, the mean of a measurement right before and right after the timed part (± their "
+            "cores, the mean of a measurement right before and right after the timed part (± half their "
             "difference); ratio = readings/s / ceiling/s. p50/p95: latency of one "
             "batch. rows / sent: rows counted in the database afterwards (✓: each reading stored once, "
             "device-signed). The load generator (this process) shares the same cores. The first "

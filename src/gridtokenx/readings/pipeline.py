@@ -12,7 +12,7 @@ import asyncio
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
 from functools import lru_cache
@@ -26,7 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from gridtokenx.accounts.models import Role, User
 from gridtokenx.core.db import Database
-from gridtokenx.core.types import last_use_due, utcnow
+from gridtokenx.core.types import last_use_due, utc_from_epoch, utcnow
 from gridtokenx.events.bus import EventBus, Outbox
 from gridtokenx.meters.models import KeyStatus, Meter, MeterStatus
 from gridtokenx.meters.rules import attested_mintable, key_covers
@@ -67,6 +67,7 @@ from gridtokenx.readings.store import (
     as_utc,
     asyncpg_connection,
     dialect_insert,
+    json_document,
     load_existing,
     store_readings,
 )
@@ -146,14 +147,8 @@ def _epoch(moment: datetime | None) -> int | None:
 
 
 @lru_cache(maxsize=65_536)
-def _dt(epoch: int) -> datetime:
-    """Interval starts repeat across a batch's meters: convert each one once."""
-    return datetime.fromtimestamp(epoch, UTC)
-
-
-@lru_cache(maxsize=65_536)
 def _iso(moment: datetime) -> str:
-    """Likewise their ISO text in results and events."""
+    """An interval start's ISO text in results and events (starts repeat across a batch)."""
     return moment.isoformat()
 
 
@@ -199,16 +194,7 @@ class _MeterState:
         reading = self.newest
         if reading is None:
             return self.loaded_last
-        return [
-            reading.interval_start,
-            reading.duration,
-            reading.import_wh,
-            reading.export_wh,
-            reading.generation_wh,
-            reading.consumption_wh,
-            reading.import_register_wh,
-            reading.export_register_wh,
-        ]
+        return [getattr(reading, name) for name in _LAST_FIELDS]
 
     def latest(self) -> int | None:
         """The start of the latest interval stored for this meter (any channel), if known."""
@@ -230,14 +216,7 @@ class _MeterState:
 
     def remember(self, reading: Reading) -> None:
         recent = self.recent
-        for name, value in (
-            (IMPORT, reading.import_wh),
-            (EXPORT, reading.export_wh),
-            (GENERATION, reading.generation_wh),
-            (CONSUMPTION, reading.consumption_wh),
-        ):
-            if value is None:
-                continue  # an unreported channel (see `Reading.channel_values`)
+        for name, value in reading.channel_values().items():
             values = recent.get(name)
             if values is None:
                 recent[name] = [value]
@@ -270,10 +249,12 @@ class _MeterState:
             "b_meter_id": self.meter_id,
             "seq_highest": seq_highest,
             "seq_bitmap": seq_bitmap,
-            "register_interval_start": None if self.register_start is None else _dt(self.register_start),
+            "register_interval_start": None
+            if self.register_start is None
+            else utc_from_epoch(self.register_start),
             "last_import_register_wh": self.import_register,
             "last_export_register_wh": self.export_register,
-            "last_interval_start": None if last is None else _dt(int(last[0])),
+            "last_interval_start": None if last is None else utc_from_epoch(int(last[0])),
             "recent": {
                 "v": [recent.get(name, []) for name in CHANNELS],
                 "l": last,
@@ -284,7 +265,8 @@ class _MeterState:
 
 
 # The `recent` document of a state row: {"v": the last values of each of CHANNELS (oldest first),
-# "l": the latest measured reading as _LAST_FIELDS, "f": the oldest interval start seen}. Positional,
+# "l": the latest measured reading as _LAST_FIELDS (`Reading` attributes), "f": the oldest interval
+# start seen}. Positional,
 # because every batch rewrites it for each of its meters (a third of the size of the named layout
 # that rows written before kept: {"values": {channel: [...]}, "last": {...}, "first_start": ...}).
 _LAST_FIELDS = (
@@ -331,7 +313,6 @@ _PG_SAVE_STATE = (
     "last_interval_start timestamptz, recent json, updated_at timestamptz) "
     "WHERE s.meter_id = r.b_meter_id"
 )
-_encode = msgspec.json.Encoder().encode
 
 
 def _last_reading(serial: str, last: LastReading) -> Reading:
@@ -380,7 +361,9 @@ class IngestPipeline:
         # transaction holds locks on the readings table would wait on ourselves.
         readings = [item for item in items if isinstance(item, Reading)]
         hours = {r.interval_start // 3600 for r in readings} | {r.observed_at // 3600 for r in readings}
-        moments = {_dt(hour * 3600 - delta) for hour in hours for delta in (0, MAX_ESTIMATED_GAP_S)}
+        moments = {
+            utc_from_epoch(hour * 3600 - delta) for hour in hours for delta in (0, MAX_ESTIMATED_GAP_S)
+        }
         await self.partitions.ensure_for(sorted(moments))
         outbox = Outbox()
         async with self.db.session() as session:
@@ -532,7 +515,7 @@ class _Batch:
                     for candidate in known.get(wanted[0], ())
                     if wanted[1] is None or candidate[0] == wanted[1]
                 ]
-            jobs.append((index, reading, _dt(signed_at), candidates))
+            jobs.append((index, reading, utc_from_epoch(signed_at), candidates))
         verdicts: list[tuple[str, KeyFacts | None]] = []
         for start in range(0, len(jobs), VERIFY_SLICE):
             if start:
@@ -591,7 +574,7 @@ class _Batch:
         if self.p.db.is_sqlite:
             await self.session.execute(_SAVE_STATE, rows)
         else:
-            await (await asyncpg_connection(self.session)).execute(_PG_SAVE_STATE, _encode(rows).decode())
+            await (await asyncpg_connection(self.session)).execute(_PG_SAVE_STATE, json_document(rows))
 
     async def _stored(
         self,
@@ -605,10 +588,12 @@ class _Batch:
         transaction, records it; estimates only fill gaps before it), so streaming readings, the
         usual case, are not looked up at all; a meter without that record is looked up in full."""
         latest = {meter_id: state.latest() for meter_id, state in states.items()}
-        self.latest = {meter_id: None if start is None else _dt(start) for meter_id, start in latest.items()}
+        self.latest = {
+            meter_id: None if start is None else utc_from_epoch(start) for meter_id, start in latest.items()
+        }
         meter_ids = self.meter_ids
         keys = {
-            (meter_id, r.channel, _dt(r.interval_start))
+            (meter_id, r.channel, utc_from_epoch(r.interval_start))
             for _, r in readings
             for meter_id in (meter_ids[r.meter_serial],)
             if (last := latest[meter_id]) is None or r.interval_start <= last
@@ -725,7 +710,7 @@ class _Batch:
                 index,
                 status,
                 meter_serial=reading.meter_serial,
-                interval_start=_dt(reading.interval_start),
+                interval_start=utc_from_epoch(reading.interval_start),
                 reading_id=result.reading_id,
                 version=result.version,
                 trust=reading.trust,
@@ -796,11 +781,11 @@ def _new_row(reading: Reading, meter_id: uuid.UUID, flags: list[str], mintable_w
     return NewReading(
         meter_id=meter_id,
         channel=reading.channel,
-        interval_start=_dt(reading.interval_start),
+        interval_start=utc_from_epoch(reading.interval_start),
         duration_s=reading.duration,
         trust=reading.trust,
         source=reading.source,
-        observed_at=_dt(reading.observed_at),
+        observed_at=utc_from_epoch(reading.observed_at),
         import_wh=reading.import_wh,
         export_wh=reading.export_wh,
         generation_wh=reading.generation_wh,

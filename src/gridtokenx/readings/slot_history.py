@@ -13,12 +13,12 @@ from __future__ import annotations
 import uuid
 from collections import defaultdict
 from collections.abc import Mapping
-from datetime import UTC, datetime
-from functools import lru_cache
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from gridtokenx.core.types import utc_from_epoch
 from gridtokenx.readings.reading import CHANNELS, Reading, Trust
 from gridtokenx.readings.store import READINGS, rows_by_keys
 
@@ -29,12 +29,8 @@ Wanted = list[tuple[int, str]]  # (position among CHANNELS, channel name) of cha
 
 
 def channels_with_energy(reading: Reading) -> Wanted:
-    values = (reading.import_wh, reading.export_wh, reading.generation_wh, reading.consumption_wh)
-    return [
-        (position, name)
-        for position, (name, value) in enumerate(zip(CHANNELS, values, strict=True))
-        if value is not None and value > 0
-    ]
+    values = reading.channel_values()
+    return [(position, name) for position, name in enumerate(CHANNELS) if values.get(name, 0) > 0]
 
 
 async def same_slot_medians(
@@ -71,7 +67,7 @@ async def _probed(
             probe = start - days * DAY_S
             if first is None or probe < first:
                 break  # nothing was ever stored this far back
-            wanted.setdefault((meter_id, channel, _dt(probe)), []).append(target)
+            wanted.setdefault((meter_id, channel, utc_from_epoch(probe)), []).append(target)
     table = READINGS.c
     columns = [table[name] for name in CHANNELS]
     history: dict[SlotKey, list[Any]] = defaultdict(list)
@@ -88,8 +84,3 @@ def median(values: list[int]) -> int:
     if len(ordered) % 2:
         return ordered[middle]
     return (ordered[middle - 1] + ordered[middle]) // 2
-
-
-@lru_cache(maxsize=65_536)
-def _dt(epoch: int) -> datetime:
-    return datetime.fromtimestamp(epoch, UTC)

@@ -17,7 +17,6 @@ from functools import lru_cache
 from typing import Any, NamedTuple, cast
 
 import msgspec
-import orjson
 from sqlalchemy import Table, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -87,27 +86,11 @@ class NewReading(msgspec.Struct):
     @property
     def values(self) -> dict[str, int | None]:
         """Every field of VALUE_FIELDS."""
-        return {
-            "import_wh": self.import_wh,
-            "export_wh": self.export_wh,
-            "generation_wh": self.generation_wh,
-            "consumption_wh": self.consumption_wh,
-            "import_register_wh": self.import_register_wh,
-            "export_register_wh": self.export_register_wh,
-        }
+        return {name: getattr(self, name) for name in VALUE_FIELDS}
 
     @property
     def fingerprint(self) -> Fingerprint:
-        return (
-            self.import_wh,
-            self.export_wh,
-            self.generation_wh,
-            self.consumption_wh,
-            self.import_register_wh,
-            self.export_register_wh,
-            self.duration_s,
-            self.trust,
-        )
+        return fingerprint(self.values, self.duration_s, self.trust)
 
 
 Fingerprint = tuple[Any, ...]
@@ -128,10 +111,14 @@ class Stored(NamedTuple):
 @dataclass
 class Existing:
     id: str
-    fingerprint: Fingerprint
+    duration_s: int
     version: int
     trust: str
     values: dict[str, int | None]
+
+    @property
+    def fingerprint(self) -> Fingerprint:
+        return fingerprint(self.values, self.duration_s, self.trust)
 
 
 def dialect_insert(session: AsyncSession, table: Any) -> Any:
@@ -217,7 +204,7 @@ async def load_existing(session: AsyncSession, keys: Sequence[Key]) -> dict[Key,
     )
     for key, row in rows:
         values = {name: row[7 + i] for i, name in enumerate(VALUE_FIELDS)}
-        found[key] = Existing(str(row[3]), fingerprint(values, row[4], row[6]), row[5], row[6], values)
+        found[key] = Existing(str(row[3]), row[4], row[5], row[6], values)
     return found
 
 
@@ -297,6 +284,11 @@ async def asyncpg_connection(session: AsyncSession) -> Any:
 _encode = msgspec.json.Encoder().encode
 
 
+def json_document(payload: Any) -> str:
+    """`payload` as the JSON text of a `$1::json` parameter (`json_to_recordset` statements)."""
+    return _encode(payload).decode()
+
+
 async def _insert_new_pg(session: AsyncSession, items: list[NewReading], keys: list[Key]) -> set[Key]:
     """PostgreSQL: the whole batch as one JSON document expanded by `json_to_recordset`, in one
     statement that also adds the inserted rows to the hourly and daily rollups (PostgreSQL sums
@@ -309,7 +301,7 @@ async def _insert_new_pg(session: AsyncSession, items: list[NewReading], keys: l
     themselves, encoded by msgspec in one call.
     """
     driver = await asyncpg_connection(session)
-    if await driver.fetchval(_PG_INSERT, _encode(items).decode()) == len(items):
+    if await driver.fetchval(_PG_INSERT, json_document(items)) == len(items):
         return set(keys)  # the usual case: no concurrent writer won a key
     ours = await driver.fetch(_PG_OURS, [item.id for item in items])
     mine = {str(record[0]) for record in ours}
@@ -463,9 +455,7 @@ async def _upsert_rollups_pg(session: AsyncSession, table: str, ordered: list[tu
         }
         for k, v in ordered
     ]
-    await (await asyncpg_connection(session)).execute(
-        _PG_ROLLUP_UPSERTS[table], orjson.dumps(records).decode()
-    )
+    await (await asyncpg_connection(session)).execute(_PG_ROLLUP_UPSERTS[table], json_document(records))
 
 
 async def store_readings(
@@ -513,7 +503,7 @@ async def store_readings(
                 item = items[index]
                 results[index] = Stored(StoreStatus.ACCEPTED, item.id, 1)
                 if key in repeated:
-                    existing[key] = Existing(item.id, item.fingerprint, 1, item.trust, item.values)
+                    existing[key] = Existing(item.id, item.duration_s, 1, item.trust, item.values)
         pending = [i for i, r in enumerate(results) if r is None]
         if lost:
             existing.update(await load_existing(session, [keys[i] for i in lost]))
@@ -537,5 +527,5 @@ async def _against_existing(
     before, after = _contribution(old.trust, old.values), _contribution(item.trust, item.values)
     counted = int(old.trust == ESTIMATED and item.trust != ESTIMATED)
     rollups.add(*item.key, [a - b for a, b in zip(after, before, strict=True)], counted)
-    existing[item.key] = Existing(old.id, item.fingerprint, version, item.trust, item.values)
+    existing[item.key] = Existing(old.id, item.duration_s, version, item.trust, item.values)
     return Stored(StoreStatus.REVISED, old.id, version)
