@@ -274,6 +274,10 @@ _PG_INSERT = (
 _PG_OURS = "SELECT id FROM meter_readings WHERE id = ANY($1::text[]::uuid[])"
 
 
+def is_postgres(session: AsyncSession) -> bool:
+    return session.get_bind().dialect.name == "postgresql"
+
+
 async def asyncpg_connection(session: AsyncSession) -> Any:
     """The asyncpg connection under the session's transaction, for statements SQLAlchemy would
     otherwise expand row by row."""
@@ -315,7 +319,7 @@ async def _insert_new(
     were really inserted (others lost a race to another writer)."""
     if not items:
         return set()
-    if session.get_bind().dialect.name == "postgresql":
+    if is_postgres(session):
         return await _insert_new_pg(session, items, keys)
     stmt = (
         dialect_insert(session, MeterReading)
@@ -394,7 +398,7 @@ class RollupDelta:
         return days
 
     async def apply(self, session: AsyncSession) -> None:
-        postgres = session.get_bind().dialect.name == "postgresql"
+        postgres = is_postgres(session)
         for model, sums in ((HourlyRollup, self.hourly), (DailyRollup, self.daily())):
             # a fixed order of keys: concurrent batches then lock shared rollup rows in one order
             ordered = sorted(
