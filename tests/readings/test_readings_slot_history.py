@@ -1,5 +1,6 @@
 """Same-slot medians agree with a median worked out by hand from a stored week: the eighth day
-back, estimates and unreported channels do not count."""
+back, estimates, unreported channels and days before the meter's oldest known interval do not
+count."""
 
 from __future__ import annotations
 
@@ -50,16 +51,17 @@ async def test_medians_of_the_stored_week(database: Database) -> None:
                             generation_wh=generation,
                         )
                     )
-                    if days <= 7 and trust != "estimated":
+                    if days <= (7 if m == 0 else 4) and trust != "estimated":  # see `first`
                         values = expected.setdefault((m, slot), {name: [] for name in CHANNELS})
                         values["export_wh"].append(export)
                         values["import_wh"].append(0)
                         if generation is not None:
                             values["generation_wh"].append(generation)
         await store_readings(session, rows)
-        wanted = [(1, "export_wh"), (2, "generation_wh")]
+        wanted = [(1, "export_wh"), (2, "generation_wh"), (3, "consumption_wh")]  # consumption: never sent
         targets = {(meter.id, 0, TODAY + slot * QUARTER): wanted for meter in meters for slot in range(3)}
-        first = {meter.id: TODAY - 8 * DAY for meter in meters}
+        # the second meter's oldest known interval is four days back: nothing before is looked at
+        first = {meters[0].id: TODAY - 8 * DAY, meters[1].id: TODAY - 4 * DAY}
         medians = await slot_history.same_slot_medians(session, targets, first)
     for m, meter in enumerate(meters):
         for slot in range(3):
@@ -69,6 +71,7 @@ async def test_medians_of_the_stored_week(database: Database) -> None:
                 "generation_wh": slot_history.median(values["generation_wh"]),
             }
     assert len(expected[(0, 0)]["export_wh"]) == 6 and len(expected[(0, 0)]["generation_wh"]) == 5
+    assert len(expected[(1, 0)]["export_wh"]) == 4 and len(expected[(1, 0)]["generation_wh"]) == 3
 
 
 def test_median_rounds_an_even_count_down() -> None:
