@@ -220,6 +220,10 @@ def bench_ingest(
         int,
         typer.Option(help="Meters in one batch, each with batch/meters-per-batch consecutive intervals."),
     ] = 100,
+    history_days: Annotated[
+        int,
+        typer.Option(help="Days of stored history per meter before the timed part (the spike rule's week)."),
+    ] = 7,
 ) -> None:
     """Signed native batches over real HTTP, beside the all-core Ed25519 verify ceiling."""
     from gridtokenx.readings import bench_ingest as bench
@@ -232,6 +236,7 @@ def bench_ingest(
         pg_url=pg_url,
         meters=meters,
         meters_per_batch=meters_per_batch,
+        history_days=history_days,
     )
 
 

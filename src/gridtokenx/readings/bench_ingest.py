@@ -21,6 +21,11 @@ Why the fleet looks the way it does:
   per device and concurrent batches lock disjoint ingest-state rows, as separate head-ends would.
 - Intervals end before now and reach back at most six days, so VEE neither refuses them as future
   nor flags them LATE (seven days); consecutive intervals leave no gaps, so no estimates are added.
+- Each meter has `history_days` (default 7) of stored intervals before the timed part, written
+  by the store directly (not timed, not signed), so the spike rule reads a full week for every
+  reading as it does in steady state: a fresh fleet would leave out the largest lookup of the
+  ingest path. The meter's ingest state knows where that history begins but remembers no latest
+  reading, so each meter's first batch is looked up in full. Rows are counted for the timed part.
 - Signing is the device's cost, so every batch is signed before the clock starts, with
   `created` = signing time and `expires` = created + 300 s (the longest envelope VEE accepts). The
   gateway accepts them until expires + clock skew (120 s): a scenario must finish within about
@@ -43,6 +48,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -69,14 +75,17 @@ from gridtokenx.core.db import Database
 from gridtokenx.core.migrate import upgrade
 from gridtokenx.core.security import hash_password
 from gridtokenx.core.settings import load_settings
-from gridtokenx.core.types import utcnow
+from gridtokenx.core.types import utc_from_epoch, utcnow
 from gridtokenx.meters import service as meters
 from gridtokenx.meters.models import Meter, MeterStatus, MeterType
 from gridtokenx.readings.bench_cpu import CpuMeter, CpuSplit
 from gridtokenx.readings.envelope import NativeReading, encode_batch, signing_message
-from gridtokenx.readings.models import MeterReading
-from gridtokenx.readings.reading import Trust
+from gridtokenx.readings.models import MeterIngestState, MeterReading
+from gridtokenx.readings.pipeline import history_only_state
+from gridtokenx.readings.reading import Source, Trust
 from gridtokenx.readings.signing import DeviceKey, sign_reading
+from gridtokenx.readings.slot_history import DAY_S
+from gridtokenx.readings.store import NewReading, store_readings
 
 BENCH_NETWORK = "gridtokenx-bench"
 DEFAULT_PG_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -152,11 +161,8 @@ def _serial(meter: int) -> str:
 def _native(
     meter: int, k: int, key: DeviceKey, created: int, start: int, import_reg: int, export_reg: int
 ) -> NativeReading:
-    """Interval `k` of `meter`: varied, plausible values; registers are the running sums."""
-    generation = 800 + (meter * 37 + k * 101) % 1200
-    consumption = 200 + (meter * 53 + k * 29) % 600
-    export = max(0, generation - consumption)
-    imported = max(0, consumption - generation)
+    """Interval `k` of `meter`, signed by `key`; registers are the running sums."""
+    generation, consumption, imported, export = _energy(meter, k)
     return NativeReading(
         consumption_wh=consumption,
         created=created,
@@ -176,6 +182,13 @@ def _native(
     )
 
 
+def _energy(meter: int, k: int) -> tuple[int, int, int, int]:
+    """(generation, consumption, import, export) of interval `k` of `meter`: varied, plausible."""
+    generation = 800 + (meter * 37 + k * 101) % 1200
+    consumption = 200 + (meter * 53 + k * 29) % 600
+    return generation, consumption, max(0, consumption - generation), max(0, generation - consumption)
+
+
 @dataclass(frozen=True)
 class _Plan:
     """How `readings` are cut into batches: batch i goes to group i % groups, in window i // groups."""
@@ -184,8 +197,11 @@ class _Plan:
     batch: int
     meters: int
     meters_per_batch: int
+    history_days: int = 0
 
     def __post_init__(self) -> None:
+        if self.history_days < 0:
+            raise ValueError("history_days must not be negative")
         if self.readings <= 0 or self.batch <= 0 or self.readings % self.batch:
             raise ValueError("readings must be a positive multiple of batch")
         if self.batch % self.meters_per_batch or self.meters % self.meters_per_batch:
@@ -212,12 +228,16 @@ class _Plan:
     def intervals_per_meter(self) -> int:
         return -(-self.batches // self.groups) * self.intervals_per_batch
 
+    def first_interval(self, now: int) -> int:
+        """The start of every meter's first timed interval: the last one ends before `now`."""
+        return now - now % INTERVAL_S - INTERVAL_S * (self.intervals_per_meter + 1)
 
-def _sign_fleet(plan: _Plan, keys: list[DeviceKey], on_batch: Callable[[], None]) -> list[list[bytes]]:
+
+def _sign_fleet(
+    plan: _Plan, keys: list[DeviceKey], first: int, on_batch: Callable[[], None]
+) -> list[list[bytes]]:
     """Every batch body, signed now, per group in the order it must be sent."""
-    now = int(time.time())
-    created = now
-    first = now - now % INTERVAL_S - INTERVAL_S * (plan.intervals_per_meter + 1)
+    created = int(time.time())
     registers = [(1_000_000, 2_000_000)] * plan.meters
     bodies: list[list[bytes]] = [[] for _ in range(plan.groups)]
     for index in range(plan.batches):
@@ -275,10 +295,13 @@ def _database(backend: str, pg_admin_url: str, workdir: Path) -> Iterator[_Targe
         asyncio.run(_admin_execute(pg_admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
-async def _seed(url: str, keys: list[DeviceKey]) -> str:
+async def _seed(url: str, keys: list[DeviceKey], history: tuple[int, int] = (0, 0)) -> str:
     """Migrate, then an owner with an API key and every meter claimed by it with its device key.
     Meters are inserted directly rather than through `create_meter`, which would Argon2-hash a
-    meter key per meter (minutes for a fleet); they end up as a claimed meter does."""
+    meter key per meter (minutes for a fleet); they end up as a claimed meter does.
+
+    `history` = (days, first): each meter's stored intervals for `days` before `first`, written by
+    the store (rollups included), and an ingest state that knows where they begin."""
     db = Database(url)
     try:
         await upgrade(db)
@@ -309,23 +332,66 @@ async def _seed(url: str, keys: list[DeviceKey]) -> str:
             await session.flush()
             for meter, key in zip(fleet, keys, strict=True):
                 await meters.add_device_key(session, meter, key.public_key_hex, key.key_id)
+        days, first = history
+        if days:
+            await _seed_history(db, [meter.id for meter in fleet], days, first)
         return api_key
     finally:
         await db.dispose()
 
 
-async def _count_rows(url: str) -> tuple[int, int]:
-    """All reading rows, and those stored as device-signed."""
+async def _seed_history(db: Database, meter_ids: list[uuid.UUID], days: int, first: int) -> None:
+    """`days` of stored intervals before `first` per meter, a day of the fleet per transaction."""
+    begin = first - days * DAY_S
+    for day in range(days):
+        rows = [
+            _stored_interval(meter_id, m, k, first)
+            for m, meter_id in enumerate(meter_ids)
+            for k in range((day - days) * DAY_S // INTERVAL_S, (day - days + 1) * DAY_S // INTERVAL_S)
+        ]
+        async with db.session() as session:
+            await store_readings(session, rows)
+            await session.commit()
+    async with db.session() as session:
+        now = utcnow()
+        session.add_all(
+            MeterIngestState(meter_id=meter_id, recent=history_only_state(begin), updated_at=now)
+            for meter_id in meter_ids
+        )
+        await session.commit()
+
+
+def _stored_interval(meter_id: uuid.UUID, meter: int, k: int, first: int) -> NewReading:
+    """Interval `k` (negative: before the timed part) of `meter`, as the store takes it."""
+    start = first + k * INTERVAL_S
+    generation, consumption, imported, export = _energy(meter, k)
+    return NewReading(
+        meter_id,
+        0,
+        utc_from_epoch(start),
+        INTERVAL_S,
+        Trust.DEVICE_SIGNED,
+        Source.NATIVE,
+        utc_from_epoch(start + INTERVAL_S),
+        import_wh=imported,
+        export_wh=export,
+        generation_wh=generation,
+        consumption_wh=consumption,
+    )
+
+
+async def _count_rows(url: str, since: int) -> tuple[int, int, int]:
+    """Reading rows from `since` on (the timed part's), those of them stored as device-signed,
+    and the rows before (the seeded history)."""
     db = Database(url)
+    timed = MeterReading.interval_start >= utc_from_epoch(since)
+    count = select(func.count()).select_from(MeterReading)
     try:
         async with db.session() as session:
-            total = await session.scalar(select(func.count()).select_from(MeterReading))
-            signed = await session.scalar(
-                select(func.count())
-                .select_from(MeterReading)
-                .where(MeterReading.trust == Trust.DEVICE_SIGNED)
-            )
-        return int(total or 0), int(signed or 0)
+            total = await session.scalar(count.where(timed))
+            signed = await session.scalar(count.where(timed, MeterReading.trust == Trust.DEVICE_SIGNED))
+            history = await session.scalar(count.where(~timed))
+        return int(total or 0), int(signed or 0), int(history or 0)
     finally:
         await db.dispose()
 
@@ -550,8 +616,9 @@ class ScenarioResult:
     ceiling_per_s: float
     p50_ms: float
     p95_ms: float
-    rows_in_db: int
+    rows_in_db: int  # of the timed part
     signed_rows: int
+    history_rows: int  # seeded before the timed part
     accepted: int
     rejected: dict[str, int]
     http_errors: dict[str, int]
@@ -594,14 +661,16 @@ def _scenario(
         _database(backend, pg_admin_url, Path(tmp)) as target,
     ):
         workdir = Path(tmp)
-        step = progress.add_task(f"{label}: seeding {len(keys):,} meters", total=None)
-        api_key = asyncio.run(_seed(target.url, keys))
+        first = plan.first_interval(int(time.time()))
+        history = f" and {plan.history_days} days of history" if plan.history_days else ""
+        step = progress.add_task(f"{label}: seeding {len(keys):,} meters{history}", total=None)
+        api_key = asyncio.run(_seed(target.url, keys, (plan.history_days, first)))
         servers = _Servers(processes, target.url, workdir)
         try:
             progress.update(step, description=f"{label}: starting servers")
             servers.start()
             progress.update(step, description=f"{label}: signing", total=plan.batches, completed=0)
-            bodies = _sign_fleet(plan, keys, lambda: progress.advance(step))
+            bodies = _sign_fleet(plan, keys, first, lambda: progress.advance(step))
             progress.update(step, description=f"{label}: verify ceiling ({ceiling_seconds:g} s)")
             before = verify_ceiling(ceiling_seconds)
             progress.update(step, description=f"{label}: posting", total=plan.readings, completed=0)
@@ -620,7 +689,7 @@ def _scenario(
             after = verify_ceiling(ceiling_seconds)
         finally:
             servers.stop()
-        rows, signed = asyncio.run(_count_rows(target.url))
+        rows, signed, history_rows = asyncio.run(_count_rows(target.url, first))
         progress.remove_task(step)
     return ScenarioResult(
         backend=backend,
@@ -633,6 +702,7 @@ def _scenario(
         p95_ms=_percentile(load.latencies, 0.95) * 1000,
         rows_in_db=rows,
         signed_rows=signed,
+        history_rows=history_rows,
         accepted=load.accepted,
         rejected=dict(load.rejected),
         http_errors=dict(load.http_errors),
@@ -651,6 +721,7 @@ def run(
     pg_url: str | None = None,
     meters: int = 1000,
     meters_per_batch: int = 100,
+    history_days: int = 7,
     connections: int = 4,
     ceiling_seconds: float = 2.0,
     console: Console | None = None,
@@ -661,7 +732,7 @@ def run(
     (default: postgres@127.0.0.1:5432). `connections` is the number of batches in flight per server.
     """
     console = console or Console()
-    plan = _Plan(readings, batch, meters, meters_per_batch)
+    plan = _Plan(readings, batch, meters, meters_per_batch, history_days)
     keys = [_device_key(i) for i in range(meters)]
     results = []
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
@@ -704,7 +775,8 @@ def _table(results: list[ScenarioResult], plan: _Plan, connections: int) -> Tabl
     table = Table(
         title=(
             f"Signed native ingest over HTTP: {plan.readings:,} readings per scenario, batches of "
-            f"{plan.batch:,}, {plan.meters:,} meters, {connections} batches in flight per server"
+            f"{plan.batch:,}, {plan.meters:,} meters with {plan.history_days} days of stored history, "
+            f"{connections} batches in flight per server"
         ),
         caption=(
             f"procs: server processes. ceiling/s: PyNaCl Ed25519 verify loop on all {os.cpu_count()} "

@@ -284,6 +284,13 @@ _LAST_FIELDS = (
 LastReading = list[Any]  # the latest measured reading, in _LAST_FIELDS order
 
 
+def history_only_state(first_start: int) -> dict[str, Any]:
+    """The `recent` document of a meter whose stored intervals begin at `first_start`, with no
+    latest reading or recent values remembered (how the ingest benchmark seeds stored history):
+    the spike rule looks back to `first_start`, and the meter's next batch is looked up in full."""
+    return {"v": [[] for _ in CHANNELS], "l": None, "f": first_start}
+
+
 def _read_recent(stored: dict[str, Any]) -> tuple[dict[str, list[int]], LastReading | None, int | None]:
     """(recent values by channel, the latest measured reading, the oldest start seen), from
     either layout; the lists are freshly decoded for this batch and ours to change."""
