@@ -144,15 +144,13 @@ def as_utc(moment: datetime) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
-async def rows_by_keys(
-    session: AsyncSession, keys: Iterable[Key], *columns: Any, where: Any = None
-) -> list[tuple[Key, Any]]:
+async def rows_by_keys(session: AsyncSession, keys: Iterable[Key], *columns: Any) -> list[tuple[Key, Any]]:
     """Rows of `meter_readings` whose natural key is in `keys`, each with its key: key columns
     first, then `columns` (columns of the `READINGS` table).
 
     Keys sorted by time are cut into runs wherever two neighbours lie more than `RUN_GAP` apart
-    (or a run would span more than a day): a batch's own intervals form one run, and the same
-    slot on each of the seven days before it seven short ones. Each run is one index range scan
+    (or a run would span more than a day): a batch's own intervals form one run, a backfill of
+    several days one per day. Each run is one index range scan
     (`meter_id IN (...) AND interval_start BETWEEN ...`) filtered to the exact keys here; a long
     list of row-value `IN` tuples would make PostgreSQL plan one OR branch per key instead, and
     one range over several days would read every interval in between.
@@ -180,8 +178,6 @@ async def rows_by_keys(
             table.interval_start >= group[0][2],
             table.interval_start <= group[-1][2],
         )
-        if where is not None:
-            query = query.where(where)
         for row in (await session.execute(query)).all():
             key = (row[0], row[1], as_utc(row[2]))
             if key in wanted:
