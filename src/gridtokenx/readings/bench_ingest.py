@@ -161,7 +161,7 @@ def _serial(meter: int) -> str:
 def _native(
     meter: int, k: int, key: DeviceKey, created: int, start: int, import_reg: int, export_reg: int
 ) -> NativeReading:
-    """Interval `k` of `meter`, signed by `key`; registers are the running sums."""
+    """Interval `k` of `meter`, naming `key` (signed later); registers are the running sums."""
     generation, consumption, imported, export = _energy(meter, k)
     return NativeReading(
         consumption_wh=consumption,

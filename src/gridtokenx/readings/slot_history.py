@@ -45,7 +45,7 @@ async def same_slot_medians(
     targets = {t: wanted for t, wanted in targets.items() if first_start.get(t[0]) is not None}
     if not targets:
         return {}
-    gather = _medians_pg if is_postgres(session) else _medians
+    gather = _medians_pg if is_postgres(session) else _medians_sqlite
     return {
         target: {name: value for position, name in targets[target] if (value := found[position]) is not None}
         for target, found in (await gather(session, targets, first_start)).items()
@@ -110,7 +110,7 @@ _SQLITE_HISTORY = text(
 )
 
 
-async def _medians(
+async def _medians_sqlite(
     session: AsyncSession, targets: Mapping[SlotKey, Wanted], first_start: Mapping[uuid.UUID, int | None]
 ) -> dict[SlotKey, Medians]:
     """SQLite: the week's values per target in one statement, the medians of the wanted channels
@@ -139,7 +139,7 @@ async def _medians(
     medians: dict[SlotKey, Medians] = {}
     for position, *values in found:
         target = listed[position]
-        wanted = {channel for channel, _ in targets[target]}
+        wanted = {channel_position for channel_position, _ in targets[target]}
         medians[target] = [
             median([int(v) for v in text_values.split(",")]) if i in wanted and text_values else None
             for i, text_values in enumerate(values)
