@@ -244,7 +244,6 @@ class _MeterState:
         if self.replay is not None:
             seq_highest, seq_bitmap = self.replay.highest, self.replay.bitmap_bytes()
         last = self.last
-        recent = self.recent
         return {
             "b_meter_id": self.meter_id,
             "seq_highest": seq_highest,
@@ -255,11 +254,7 @@ class _MeterState:
             "last_import_register_wh": self.import_register,
             "last_export_register_wh": self.export_register,
             "last_interval_start": None if last is None else utc_from_epoch(int(last[0])),
-            "recent": {
-                "v": [recent.get(name, []) for name in CHANNELS],
-                "l": last,
-                "f": self.first_start,
-            },
+            "recent": _recent_document(self.recent, last, self.first_start),
             "updated_at": now,
         }
 
@@ -284,11 +279,18 @@ _LAST_FIELDS = (
 LastReading = list[Any]  # the latest measured reading, in _LAST_FIELDS order
 
 
+def _recent_document(
+    recent: dict[str, list[int]], last: LastReading | None, first_start: int | None
+) -> dict[str, Any]:
+    """The `recent` document of a state row, in the positional layout above."""
+    return {"v": [recent.get(name, []) for name in CHANNELS], "l": last, "f": first_start}
+
+
 def history_only_state(first_start: int) -> dict[str, Any]:
     """The `recent` document of a meter whose stored intervals begin at `first_start`, with no
     latest reading or recent values remembered (how the ingest benchmark seeds stored history):
     the spike rule looks back to `first_start`, and the meter's next batch is looked up in full."""
-    return {"v": [[] for _ in CHANNELS], "l": None, "f": first_start}
+    return _recent_document({}, None, first_start)
 
 
 def _read_recent(stored: dict[str, Any]) -> tuple[dict[str, list[int]], LastReading | None, int | None]:

@@ -122,8 +122,7 @@ class Existing:
 
 
 def dialect_insert(session: AsyncSession, table: Any) -> Any:
-    dialect = session.get_bind().dialect.name
-    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
+    return (postgresql.insert if is_postgres(session) else sqlite.insert)(table)
 
 
 def _contribution(trust: str, values: dict[str, int | None]) -> tuple[int, int, int, int]:
