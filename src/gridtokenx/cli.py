@@ -224,6 +224,12 @@ def bench_ingest(
         int,
         typer.Option(help="Days of stored history per meter before the timed part (the spike rule's week)."),
     ] = 7,
+    bare: Annotated[
+        bool,
+        typer.Option(
+            help="Also run the bare path (decode, verify, insert) on PostgreSQL, the target's shape."
+        ),
+    ] = True,
 ) -> None:
     """Signed native batches over real HTTP, beside the all-core Ed25519 verify ceiling."""
     from gridtokenx.readings import bench_ingest as bench
@@ -237,6 +243,7 @@ def bench_ingest(
         meters=meters,
         meters_per_batch=meters_per_batch,
         history_days=history_days,
+        bare=bare,
     )
 
 

@@ -52,7 +52,7 @@ import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from importlib.util import find_spec
 from pathlib import Path
@@ -78,6 +78,7 @@ from gridtokenx.core.settings import load_settings
 from gridtokenx.core.types import utc_from_epoch, utcnow
 from gridtokenx.meters import service as meters
 from gridtokenx.meters.models import Meter, MeterStatus, MeterType
+from gridtokenx.readings.bench_bare import BARE_TABLE, CREATE_BARE_TABLE
 from gridtokenx.readings.bench_cpu import CpuMeter, CpuSplit
 from gridtokenx.readings.envelope import NativeReading, encode_batch, signing_message
 from gridtokenx.readings.models import MeterIngestState, MeterReading
@@ -98,6 +99,8 @@ TARGET_RATIO = 0.70
 ATTEMPTS = 5  # a batch refused with 5xx (e.g. SQLite busy) is resent; retries are idempotent
 SERVER_START_TIMEOUT_S = 60.0
 OWNER_EMAIL = "bench-owner@example.com"
+PIPELINE_APP = "gridtokenx.app:create_server_app"
+BARE_APP = "gridtokenx.readings.bench_bare:create_app"
 
 
 # --- the verify ceiling ------------------------------------------------------------------------
@@ -380,6 +383,14 @@ def _stored_interval(meter_id: uuid.UUID, meter: int, k: int, first: int) -> New
     )
 
 
+async def _count_bare_rows(url: str) -> int:
+    conn = await asyncpg.connect(make_url(url).set(drivername="postgresql").render_as_string(False))
+    try:
+        return int(await conn.fetchval(f"SELECT count(*) FROM {BARE_TABLE}"))
+    finally:
+        await conn.close()
+
+
 async def _count_rows(url: str, since: int) -> tuple[int, int, int]:
     """Reading rows from `since` on (the timed part's), those of them stored as device-signed,
     and the rows before (the seeded history)."""
@@ -408,8 +419,9 @@ def _free_port() -> int:
 class _Servers:
     """N single-worker uvicorn processes on their own ports, each with its own log file."""
 
-    def __init__(self, count: int, database_url: str, workdir: Path) -> None:
+    def __init__(self, count: int, database_url: str, workdir: Path, app: str = PIPELINE_APP) -> None:
         self.count = count
+        self.app = app
         self.database_url = database_url
         self.workdir = workdir
         self.processes: list[subprocess.Popen[bytes]] = []
@@ -437,7 +449,7 @@ class _Servers:
             port = _free_port()
             log = open(self.workdir / f"server-{index}.log", "wb")  # noqa: SIM115 - handed to the child
             command = [
-                sys.executable, "-m", "uvicorn", "gridtokenx.app:create_server_app", "--factory",
+                sys.executable, "-m", "uvicorn", self.app, "--factory",
                 "--host", "127.0.0.1", "--port", str(port), "--no-access-log", "--log-level", "warning",
                 *extra,
             ]  # fmt: skip
@@ -626,6 +638,7 @@ class ScenarioResult:
     cpu: CpuSplit | None = None
     timed_readings: int = 0
     ceiling_drift: float = 0.0  # |after - before| / mean of the two ceiling measurements
+    path: str = "pipeline"  # or "bare": decode, verify, insert only (see `bench_bare`)
 
     @property
     def ratio(self) -> float:
@@ -654,8 +667,12 @@ def _scenario(
     connections: int,
     ceiling_seconds: float,
     progress: Progress,
+    bare: bool = False,
 ) -> ScenarioResult:
-    label = f"{backend}, {processes} process{'es' if processes > 1 else ''}"
+    """One backend x processes run of the pipeline, or (`bare`) of the bare path on PostgreSQL."""
+    label = f"{'bare path, ' if bare else ''}{backend}, {processes} process{'es' if processes > 1 else ''}"
+    if bare:
+        plan = replace(plan, history_days=0)  # the bare path looks nothing up
     with (
         tempfile.TemporaryDirectory(prefix="gtx-bench-") as tmp,
         _database(backend, pg_admin_url, Path(tmp)) as target,
@@ -665,7 +682,9 @@ def _scenario(
         history = f" and {plan.history_days} days of history" if plan.history_days else ""
         step = progress.add_task(f"{label}: seeding {len(keys):,} meters{history}", total=None)
         api_key = asyncio.run(_seed(target.url, keys, (plan.history_days, first)))
-        servers = _Servers(processes, target.url, workdir)
+        if bare:
+            asyncio.run(_admin_execute(target.url, CREATE_BARE_TABLE))
+        servers = _Servers(processes, target.url, workdir, BARE_APP if bare else PIPELINE_APP)
         try:
             progress.update(step, description=f"{label}: starting servers")
             servers.start()
@@ -689,7 +708,11 @@ def _scenario(
             after = verify_ceiling(ceiling_seconds)
         finally:
             servers.stop()
-        rows, signed, history_rows = asyncio.run(_count_rows(target.url, first))
+        if bare:  # the bare path stores verified readings only
+            rows = signed = asyncio.run(_count_bare_rows(target.url))
+            history_rows = 0
+        else:
+            rows, signed, history_rows = asyncio.run(_count_rows(target.url, first))
         progress.remove_task(step)
     return ScenarioResult(
         backend=backend,
@@ -709,6 +732,7 @@ def _scenario(
         lost_batches=load.lost_batches,
         cpu=load.cpu,
         timed_readings=load.timed_readings,
+        path="bare" if bare else "pipeline",
     )
 
 
@@ -724,43 +748,64 @@ def run(
     history_days: int = 7,
     connections: int = 4,
     ceiling_seconds: float = 2.0,
+    bare: bool = True,
     console: Console | None = None,
 ) -> list[ScenarioResult]:
     """Run every backend x processes scenario and print the table; returns the figures.
 
     `pg_url` is an admin URL of the PostgreSQL server in which a scratch database is created
     (default: postgres@127.0.0.1:5432). `connections` is the number of batches in flight per server.
+    `bare` adds the bare path (decode, verify, insert: `bench_bare`) on PostgreSQL with the most
+    processes asked for, the shape the target was set from, measured in the same run.
     """
     console = console or Console()
     plan = _Plan(readings, batch, meters, meters_per_batch, history_days)
     keys = [_device_key(i) for i in range(meters)]
     results = []
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    scenarios = [(backend, count, False) for backend in backends for count in processes]
+    if bare and "postgres" in backends and processes:
+        scenarios.append(("postgres", max(processes), True))
     with Progress(*columns, console=console, transient=True) as progress:
-        for backend in backends:
-            for count in processes:
-                results.append(
-                    _scenario(
-                        backend,
-                        count,
-                        plan,
-                        keys,
-                        pg_admin_url=pg_url or DEFAULT_PG_ADMIN_URL,
-                        connections=connections,
-                        ceiling_seconds=ceiling_seconds,
-                        progress=progress,
-                    )
+        for backend, count, is_bare in scenarios:
+            results.append(
+                _scenario(
+                    backend,
+                    count,
+                    plan,
+                    keys,
+                    pg_admin_url=pg_url or DEFAULT_PG_ADMIN_URL,
+                    connections=connections,
+                    ceiling_seconds=ceiling_seconds,
+                    progress=progress,
+                    bare=is_bare,
                 )
+            )
     console.print(_table(results, plan, connections))
     console.print(_cpu_table(results))
+    for line in _verdicts(results):
+        console.print(line)
+    return results
+
+
+def _verdicts(results: list[ScenarioResult]) -> list[str]:
+    """The target's verdict for the pipeline, and the bare path's ratio beside it."""
+    lines = []
     for r in results:
-        if r.backend == "postgres" and r.processes == 2:
+        if r.backend != "postgres":
+            continue
+        if r.path == "pipeline" and r.processes == 2:
             verdict = "met" if r.ratio >= TARGET_RATIO else "not met"
-            console.print(
+            lines.append(
                 f"PostgreSQL, 2 processes: {r.readings_per_s:,.0f} readings/s = {r.ratio:.0%} of the verify "
                 f"ceiling; target ≥ {TARGET_RATIO:.0%}: [bold]{verdict}[/bold]"
             )
-    return results
+        elif r.path == "bare":
+            lines.append(
+                f"Bare path (decode, verify, insert; nothing else), PostgreSQL, {r.processes} processes: "
+                f"{r.readings_per_s:,.0f} readings/s = {r.ratio:.0%} of the verify ceiling"
+            )
+    return lines
 
 
 def _problems(result: ScenarioResult) -> str:
@@ -785,17 +830,19 @@ def _table(results: list[ScenarioResult], plan: _Plan, connections: int) -> Tabl
             "batch. rows / sent: rows counted in the database afterwards (✓: each reading stored once, "
             "device-signed). The load generator (this process) shares the same cores. The first "
             f"batch per server is an untimed warm-up. Target: ≥ {TARGET_RATIO:.0%} of the ceiling on "
-            "PostgreSQL with 2 processes."
+            "PostgreSQL with 2 processes. path: the ingest pipeline, or the bare path the target was "
+            "set from (decode, verify, one insert per batch; no VEE, state, history, versioning, "
+            "rollups or per-item results; no stored history)."
         ),
     )
-    for name in ("backend", "procs", "readings/s", "ceiling/s", "ratio", "p50 ms", "p95 ms"):
-        table.add_column(name, justify="left" if name == "backend" else "right")
+    for name in ("backend", "path", "procs", "readings/s", "ceiling/s", "ratio", "p50 ms", "p95 ms"):
+        table.add_column(name, justify="left" if name in ("backend", "path") else "right")
     table.add_column("rows / sent", justify="right")
     table.add_column("rejected, HTTP errors")
     for r in results:
         stored = f"{r.rows_in_db:,} / {r.readings_sent:,}" + (" ✓" if r.complete else " ✗")
         table.add_row(
-            r.backend, str(r.processes), f"{r.readings_per_s:,.0f}",
+            r.backend, r.path, str(r.processes), f"{r.readings_per_s:,.0f}",
             f"{r.ceiling_per_s:,.0f} ±{r.ceiling_drift / 2:.0%}",
             f"{r.ratio:.0%}", f"{r.p50_ms:,.0f}", f"{r.p95_ms:,.0f}", stored, _problems(r),
         )  # fmt: skip
@@ -818,12 +865,12 @@ def _cpu_table(results: list[ScenarioResult]) -> Table:
             f"{(1 - TARGET_RATIO) / TARGET_RATIO:.2f}x a verification."
         ),
     )
-    for name in ("backend", "procs", "gateway", "database", "load generator", "total", "verify"):
-        table.add_column(name, justify="left" if name == "backend" else "right")
+    for name in ("backend", "path", "procs", "gateway", "database", "load generator", "total", "verify"):
+        table.add_column(name, justify="left" if name in ("backend", "path") else "right")
     for r in results:
         cpu, n = r.cpu, r.timed_readings
         parts = (cpu.servers, cpu.database, cpu.client) if cpu else (None, None, None)
         total = sum(p for p in parts if p is not None) if cpu else None
         verify = f"{cores / r.ceiling_per_s * 1e6:,.0f}" if r.ceiling_per_s else "–"
-        table.add_row(r.backend, str(r.processes), *(_us(p, n) for p in parts), _us(total, n), verify)
+        table.add_row(r.backend, r.path, str(r.processes), *(_us(p, n) for p in parts), _us(total, n), verify)
     return table
