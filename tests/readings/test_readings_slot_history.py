@@ -4,6 +4,7 @@ count."""
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime, timedelta
 
 from gridtokenx.core.db import Database
@@ -78,3 +79,51 @@ def test_median_rounds_an_even_count_down() -> None:
     assert slot_history.median([5]) == 5
     assert slot_history.median([9, 1, 4]) == 4
     assert slot_history.median([1, 2]) == 1 and slot_history.median([4, 1, 3, 2]) == 2
+
+
+async def test_medians_of_runs_with_holes_and_shared_history(database: Database) -> None:
+    """Targets in runs (on PostgreSQL one index range per run and day): a run with a hole, two
+    runs of one meter a few days apart that share stored days, and a lone target beside them.
+    Each target's medians are its own week's, whichever way they are looked up."""
+    async with database.session() as session:
+        meter = Meter(serial="SLOT-RUNS", commissioned_at=_at(TODAY) - timedelta(days=30))
+        session.add(meter)
+        await session.flush()
+        first = TODAY - 12 * DAY
+        values: dict[int, int] = {}  # interval start -> export
+        rows = []
+        for quarter in range(12 * 96):  # twelve stored days, every quarter
+            start = first + quarter * QUARTER
+            values[start] = 10 + (quarter * 37) % 500
+            rows.append(
+                NewReading(
+                    meter.id,
+                    0,
+                    _at(start),
+                    QUARTER,
+                    "device-signed",
+                    "native",
+                    _at(start + QUARTER),
+                    import_wh=0,
+                    export_wh=values[start],
+                )
+            )
+        await store_readings(session, rows)
+        today = [TODAY + q * QUARTER for q in (0, 1, 2, 4, 5)]  # a hole at quarter 3
+        earlier = [TODAY - 3 * DAY + q * QUARTER for q in range(4)]  # shares days with today's week
+        lone = [TODAY - 2 * DAY + 40 * QUARTER]
+        wanted = [(1, "export_wh")]
+        targets = {(meter.id, 0, start): wanted for start in today + earlier + lone}
+        medians = await slot_history.same_slot_medians(session, targets, {meter.id: first})
+    assert set(medians) == set(targets)  # the hole's start was not asked for and is not answered
+    for _, _, start in targets:
+        week = [values[start - days * DAY] for days in range(1, 8)]
+        assert medians[(meter.id, 0, start)] == {"export_wh": slot_history.median(week)}
+
+
+def test_runs_split_where_targets_are_far_apart() -> None:
+    meter, other = uuid.uuid4(), uuid.uuid4()
+    targets = [(meter, 0, 0), (meter, 0, 900), (meter, 0, 2700), (meter, 0, 2700 + 3601), (other, 0, 900)]
+    assert sorted(slot_history._runs(targets)) == sorted(
+        [(meter, 0, 0, 2700), (meter, 0, 2700 + 3601, 2700 + 3601), (other, 0, 900, 900)]
+    )
