@@ -344,13 +344,15 @@ async def _seed(url: str, keys: list[DeviceKey], history: tuple[int, int] = (0, 
 
 
 async def _seed_history(db: Database, meter_ids: list[uuid.UUID], days: int, first: int) -> None:
-    """`days` of stored intervals before `first` per meter, a day of the fleet per transaction."""
+    """`days` of stored intervals before `first` per meter, a day of the fleet per transaction,
+    in arrival order (interval by interval, the fleet's readings of each) as a live fleet lays
+    its rows out: a meter's consecutive intervals are not neighbours on disk."""
     begin = first - days * DAY_S
     for day in range(days):
         rows = [
             _stored_interval(meter_id, m, k, first)
-            for m, meter_id in enumerate(meter_ids)
             for k in range((day - days) * DAY_S // INTERVAL_S, (day - days + 1) * DAY_S // INTERVAL_S)
+            for m, meter_id in enumerate(meter_ids)
         ]
         async with db.session() as session:
             await store_readings(session, rows)
