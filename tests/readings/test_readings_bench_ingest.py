@@ -16,10 +16,10 @@ from gridtokenx.readings.bench_bare import CREATE_BARE_TABLE, BareIngest
 from gridtokenx.readings.bench_ingest import (
     BENCH_NETWORK,
     INTERVAL_S,
-    _admin_execute,
     _count_bare_rows,
     _database,
     _device_key,
+    _execute_sql,
     _native,
     _seed,
     run,
@@ -115,7 +115,7 @@ def test_bare_path_refuses_what_does_not_verify(tmp_path: Path) -> None:
     keys = [_device_key(0), _device_key(1)]
     with _database("postgres", pg_url, tmp_path) as target:
         asyncio.run(_seed(target.url, keys[:1]))  # meter 1 is never registered
-        asyncio.run(_admin_execute(target.url, CREATE_BARE_TABLE))
+        asyncio.run(_execute_sql(target.url, CREATE_BARE_TABLE))
         now = int(time.time())
         start = now - now % INTERVAL_S - INTERVAL_S
         good, other = (

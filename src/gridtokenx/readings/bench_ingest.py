@@ -10,7 +10,10 @@ per server. Afterwards it counts the rows in the database: every reading is dist
 must equal the readings sent.
 
 Each figure is printed beside this machine's Ed25519 ceiling measured in the same run: a PyNaCl
-verify loop on every core, with nothing else to do. The ratio is the figure that matters. The
+verify loop on every core, with nothing else to do. The ratio is the figure that matters. Beside
+the pipeline, the bare path (`bench_bare`: decode, verify, one insert per batch, nothing else) is
+timed the same way on PostgreSQL: the shape of the prototype the target was set from, so the run
+shows how much of the ceiling is left on this machine for everything ingest must do. The
 ceiling is measured right before and right after the timed part and the mean is used: on a shared
 virtual machine the speed drifts between minutes (here by up to a quarter), and one sample taken
 before would make the ratio swing with it.
@@ -274,8 +277,9 @@ class _Target:
     drop: Callable[[], None]
 
 
-async def _admin_execute(admin_url: str, sql: str) -> None:
-    conn = await asyncpg.connect(make_url(admin_url).set(drivername="postgresql").render_as_string(False))
+async def _execute_sql(url: str, sql: str) -> None:
+    """One statement on its own connection to `url` (the admin database, or a bench database)."""
+    conn = await asyncpg.connect(make_url(url).set(drivername="postgresql").render_as_string(False))
     try:
         await conn.execute(sql)
     finally:
@@ -291,11 +295,11 @@ def _database(backend: str, pg_admin_url: str, workdir: Path) -> Iterator[_Targe
         raise ValueError(f"unknown backend {backend!r}: postgres or sqlite")
     name = f"gtx_bench_{secrets.token_hex(5)}"
     url = make_url(pg_admin_url).set(drivername="postgresql+asyncpg", database=name)
-    asyncio.run(_admin_execute(pg_admin_url, f'CREATE DATABASE "{name}"'))
+    asyncio.run(_execute_sql(pg_admin_url, f'CREATE DATABASE "{name}"'))
     try:
         yield _Target(backend, url.render_as_string(hide_password=False), lambda: None)
     finally:
-        asyncio.run(_admin_execute(pg_admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        asyncio.run(_execute_sql(pg_admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 async def _seed(url: str, keys: list[DeviceKey], history: tuple[int, int] = (0, 0)) -> str:
@@ -674,6 +678,8 @@ def _scenario(
     """One backend x processes run of the pipeline, or (`bare`) of the bare path on PostgreSQL."""
     label = f"{'bare path, ' if bare else ''}{backend}, {processes} process{'es' if processes > 1 else ''}"
     if bare:
+        if backend != "postgres":
+            raise ValueError("the bare path runs on PostgreSQL only")
         plan = replace(plan, history_days=0)  # the bare path looks nothing up
     with (
         tempfile.TemporaryDirectory(prefix="gtx-bench-") as tmp,
@@ -685,7 +691,7 @@ def _scenario(
         step = progress.add_task(f"{label}: seeding {len(keys):,} meters{history}", total=None)
         api_key = asyncio.run(_seed(target.url, keys, (plan.history_days, first)))
         if bare:
-            asyncio.run(_admin_execute(target.url, CREATE_BARE_TABLE))
+            asyncio.run(_execute_sql(target.url, CREATE_BARE_TABLE))
         servers = _Servers(processes, target.url, workdir, BARE_APP if bare else PIPELINE_APP)
         try:
             progress.update(step, description=f"{label}: starting servers")
