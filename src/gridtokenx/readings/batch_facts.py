@@ -92,24 +92,28 @@ _PG_STATES = _pg_query(STATE, StateFacts, "meter_id", "uuid[]")
 _PG_STATES_LOCKED = _PG_STATES + " ORDER BY t.meter_id FOR UPDATE OF t"
 
 
-async def _rows(session: AsyncSession, pg_query: str, query: Select[Any], ids: list[Any]) -> Iterable[Any]:
+async def _rows(
+    session: AsyncSession, pg_query: str, query: Select[Any], column: Any, ids: list[Any]
+) -> Iterable[Any]:
+    """The rows whose `column` is in `ids`: `pg_query` on PostgreSQL, `query` with an `IN` on SQLite
+    (built only there)."""
     if is_postgres(session):
         return await (await asyncpg_connection(session)).fetch(pg_query, ids)
-    return await session.execute(query)
+    return await session.execute(query.where(column.in_(ids)))
 
 
 async def meters_by_serial(session: AsyncSession, serials: set[str]) -> dict[str, MeterFacts]:
     if not serials:
         return {}
     wanted = sorted(serials)
-    rows = await _rows(session, _PG_METERS, _METER_QUERY.where(METERS.c.serial.in_(wanted)), wanted)
+    rows = await _rows(session, _PG_METERS, _METER_QUERY, METERS.c.serial, wanted)
     return {facts.serial: facts for facts in map(MeterFacts._make, rows)}
 
 
 async def keys_by_meter(session: AsyncSession, meter_ids: list[uuid.UUID]) -> dict[uuid.UUID, list[KeyFacts]]:
     found: dict[uuid.UUID, list[KeyFacts]] = defaultdict(list)
     if meter_ids:
-        rows = await _rows(session, _PG_KEYS, _KEY_QUERY.where(KEYS.c.meter_id.in_(meter_ids)), meter_ids)
+        rows = await _rows(session, _PG_KEYS, _KEY_QUERY, KEYS.c.meter_id, meter_ids)
         for facts in map(KeyFacts._make, rows):
             found[facts.meter_id].append(facts)
     return found
@@ -118,9 +122,8 @@ async def keys_by_meter(session: AsyncSession, meter_ids: list[uuid.UUID]) -> di
 async def states_by_meter(
     session: AsyncSession, meter_ids: list[uuid.UUID], *, lock: bool
 ) -> dict[uuid.UUID, StateFacts]:
-    """The meters' ingest-state rows, locked for the transaction when `lock` (PostgreSQL)."""
-    query = _STATE_QUERY.where(STATE.c.meter_id.in_(meter_ids))
-    if lock:
-        query = query.with_for_update()
-    rows = await _rows(session, _PG_STATES_LOCKED if lock else _PG_STATES, query, meter_ids)
+    """The meters' ingest-state rows, locked for the transaction when `lock` (PostgreSQL; SQLite
+    has one writer and no row locks)."""
+    pg_query = _PG_STATES_LOCKED if lock else _PG_STATES
+    rows = await _rows(session, pg_query, _STATE_QUERY, STATE.c.meter_id, meter_ids)
     return {facts.meter_id: facts for facts in map(StateFacts._make, rows)}

@@ -47,11 +47,16 @@ _ACTIVE_KEYS = (
 VERIFY_SLICE = 64  # as the pipeline: yield to the event loop between slices of verifications
 
 
+def asyncpg_dsn(database_url: str) -> str:
+    """A SQLAlchemy PostgreSQL URL (`postgresql+asyncpg://...`) as asyncpg takes it."""
+    return make_url(database_url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
 class BareIngest:
     """The ASGI app: `POST` any path with a JSON array of signed native readings."""
 
     def __init__(self, database_url: str, network_id: str) -> None:
-        self.dsn = make_url(database_url).set(drivername="postgresql").render_as_string(hide_password=False)
+        self.dsn = asyncpg_dsn(database_url)
         self.network_id = network_id
         self.keys: dict[str, VerifyKey] = {}
         self.pool: asyncpg.Pool | None = None

@@ -81,7 +81,7 @@ from gridtokenx.core.settings import load_settings
 from gridtokenx.core.types import utc_from_epoch, utcnow
 from gridtokenx.meters import service as meters
 from gridtokenx.meters.models import Meter, MeterStatus, MeterType
-from gridtokenx.readings.bench_bare import BARE_TABLE, CREATE_BARE_TABLE
+from gridtokenx.readings.bench_bare import BARE_TABLE, CREATE_BARE_TABLE, asyncpg_dsn
 from gridtokenx.readings.bench_cpu import CpuMeter, CpuSplit
 from gridtokenx.readings.envelope import NativeReading, encode_batch, signing_message
 from gridtokenx.readings.models import MeterIngestState, MeterReading
@@ -277,11 +277,12 @@ class _Target:
     drop: Callable[[], None]
 
 
-async def _execute_sql(url: str, sql: str) -> None:
-    """One statement on its own connection to `url` (the admin database, or a bench database)."""
-    conn = await asyncpg.connect(make_url(url).set(drivername="postgresql").render_as_string(False))
+async def _execute_sql(url: str, sql: str) -> Any:
+    """One statement on its own connection to `url` (the admin database, or a bench database);
+    its first value, if it returns rows."""
+    conn = await asyncpg.connect(asyncpg_dsn(url))
     try:
-        await conn.execute(sql)
+        return await conn.fetchval(sql)
     finally:
         await conn.close()
 
@@ -390,11 +391,7 @@ def _stored_interval(meter_id: uuid.UUID, meter: int, k: int, first: int) -> New
 
 
 async def _count_bare_rows(url: str) -> int:
-    conn = await asyncpg.connect(make_url(url).set(drivername="postgresql").render_as_string(False))
-    try:
-        return int(await conn.fetchval(f"SELECT count(*) FROM {BARE_TABLE}"))
-    finally:
-        await conn.close()
+    return int(await _execute_sql(url, f"SELECT count(*) FROM {BARE_TABLE}"))
 
 
 async def _count_rows(url: str, since: int) -> tuple[int, int, int]:
