@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
@@ -14,9 +13,10 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
 from gridtokenx import __version__
-from gridtokenx.accounts.api import router as accounts_router
+from gridtokenx.accounts.domain import domain as accounts
 from gridtokenx.core.context import AppContext
 from gridtokenx.core.deps import Ctx
+from gridtokenx.core.domain import BackgroundService, Domain
 from gridtokenx.core.errors import install_error_handlers
 from gridtokenx.core.logging import configure_logging
 from gridtokenx.core.metrics import REGISTRY
@@ -24,10 +24,11 @@ from gridtokenx.core.middleware import BodyLimitMiddleware, RateLimitMiddleware,
 from gridtokenx.core.migrate import upgrade
 from gridtokenx.core.runtime import tune_gc_for_serving
 from gridtokenx.core.settings import Settings, get_settings
-from gridtokenx.meters.api import router as meters_router
-from gridtokenx.readings.api import router as readings_router
-from gridtokenx.readings.pipeline import IngestPipeline
-from gridtokenx.readings.vee import VeeConfig
+from gridtokenx.meters.domain import domain as meters
+from gridtokenx.readings.domain import domain as readings
+
+DOMAINS: tuple[Domain, ...] = (accounts, meters, readings)
+"""Every domain the app serves, in the order their background services start."""
 
 
 def _should_migrate(settings: Settings) -> bool:
@@ -43,18 +44,17 @@ def create_app(settings: Settings | None = None, *, context: AppContext | None =
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if _should_migrate(settings):
             await upgrade(ctx.db)
-        mqtt_ingest = None
-        if settings.mqtt_broker_host:
-            from gridtokenx.readings.mqtt import MqttIngest
-
-            mqtt_ingest = MqttIngest(settings, ctx.extras["ingest_pipeline"], asyncio.get_running_loop())
-            mqtt_ingest.start()
-            ctx.extras["mqtt_ingest"] = mqtt_ingest
-        yield
-        if mqtt_ingest is not None:
-            mqtt_ingest.stop()
-        if context is None:
-            await ctx.close()
+        started: list[BackgroundService] = []
+        try:
+            for service in _background(ctx):
+                await service.start()
+                started.append(service)
+            yield
+        finally:
+            for service in reversed(started):
+                await service.stop()
+            if context is None:
+                await ctx.close()
 
     app = FastAPI(
         title="GridTokenX",
@@ -65,14 +65,12 @@ def create_app(settings: Settings | None = None, *, context: AppContext | None =
         lifespan=lifespan,
     )
     app.state.ctx = ctx
-    ctx.extras.setdefault(
-        "ingest_pipeline",
-        IngestPipeline(ctx.db, ctx.bus, VeeConfig.from_settings(settings), settings.network_id),
-    )
     install_error_handlers(app)
-    app.include_router(accounts_router)
-    app.include_router(meters_router)
-    app.include_router(readings_router)
+    for domain in DOMAINS:
+        if domain.wire is not None:
+            domain.wire(ctx)
+        for router in domain.routers:
+            app.include_router(router)
     _add_operational_routes(app)
 
     app.add_middleware(RateLimitMiddleware, limiter=ctx.limiter, limit=settings.rate_limit_default)
@@ -88,6 +86,10 @@ def create_app(settings: Settings | None = None, *, context: AppContext | None =
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestContextMiddleware)
     return app
+
+
+def _background(ctx: AppContext) -> Sequence[BackgroundService]:
+    return [service for d in DOMAINS if d.background is not None for service in d.background(ctx)]
 
 
 def create_server_app() -> FastAPI:

@@ -10,6 +10,7 @@ from nacl.signing import SigningKey
 from gridtokenx.core.context import AppContext
 from gridtokenx.core.types import utcnow
 from gridtokenx.readings.envelope import encode_batch
+from gridtokenx.readings.pipeline import IngestPipeline
 from gridtokenx.readings.signing import DeviceKey
 from tests.helpers import bearer, error_code, user_token
 from tests.readings.ingest_helpers import INTERVAL, aligned_now, make_device
@@ -196,7 +197,7 @@ async def test_concurrent_identical_batches_store_each_reading_once(
     from gridtokenx.accounts.models import User
     from gridtokenx.readings.envelope import decode_batch, to_reading
     from gridtokenx.readings.models import MeterReading
-    from gridtokenx.readings.pipeline import IngestPipeline, Submitter
+    from gridtokenx.readings.pipeline import Submitter
 
     device = await make_device(client, ctx)
     start = aligned_now(40)
@@ -204,7 +205,7 @@ async def test_concurrent_identical_batches_store_each_reading_once(
     readings = [to_reading(native, device.network_id) for native in decode_batch(body)]
     async with ctx.db.session() as session:
         owner = await session.scalar(select(User).where(User.email == "owner@example.com"))
-    pipeline = ctx.extras["ingest_pipeline"]
+    pipeline = ctx.services.get(IngestPipeline)
     assert isinstance(pipeline, IngestPipeline)
     first, second = await asyncio.gather(
         pipeline.ingest(Submitter(owner), readings), pipeline.ingest(Submitter(owner), readings)

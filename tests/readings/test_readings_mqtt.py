@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 
 from gridtokenx.core.context import AppContext
 from gridtokenx.readings.models import MeterReading
-from gridtokenx.readings.mqtt import readings_topic, results_topic
+from gridtokenx.readings.mqtt import MqttIngest, readings_topic, results_topic
 from tests.conftest import MQTT_HOST, MQTT_PORT
 from tests.readings.ingest_helpers import INTERVAL, aligned_now, make_device
 
@@ -75,7 +75,7 @@ async def _stored(ctx: AppContext) -> int:
 
 
 async def test_signed_batch_over_mqtt_is_stored_once(client: httpx.AsyncClient, ctx: AppContext) -> None:
-    ingest = ctx.extras["mqtt_ingest"]
+    ingest = ctx.services.get(MqttIngest)
     await asyncio.wait_for(ingest.connected.wait(), timeout=10)
     await asyncio.sleep(0.3)  # let the SUBACK land before devices publish
     meter = await make_device(client, ctx)

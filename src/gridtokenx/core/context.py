@@ -6,11 +6,11 @@ import os
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from gridtokenx.core.db import Database
 from gridtokenx.core.ratelimit import RateLimiter
 from gridtokenx.core.security import JwtCodec
+from gridtokenx.core.services import Services
 from gridtokenx.core.settings import Settings, SettingsError
 from gridtokenx.events.bus import EventBus
 
@@ -46,7 +46,7 @@ class AppContext:
     jwt: JwtCodec
     limiter: RateLimiter
     bus: EventBus = field(default_factory=EventBus)
-    extras: dict[str, Any] = field(default_factory=dict)
+    services: Services = field(default_factory=Services)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> AppContext:

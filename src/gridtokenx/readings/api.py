@@ -46,11 +46,7 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 
 
 async def pipeline_of(ctx: Ctx) -> IngestPipeline:
-    pipeline = ctx.extras.get("ingest_pipeline")
-    if pipeline is None:
-        raise RuntimeError("ingest pipeline not started")
-    assert isinstance(pipeline, IngestPipeline)
-    return pipeline
+    return ctx.services.get(IngestPipeline)
 
 
 Pipeline = Annotated[IngestPipeline, Depends(pipeline_of)]

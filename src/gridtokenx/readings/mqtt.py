@@ -56,12 +56,13 @@ def summary(results: Sequence[ItemResult]) -> bytes:
 
 
 class MqttIngest:
-    """Subscribes for the life of the app; start() and stop() from the event loop's thread."""
+    """Subscribes for the life of the app (a `BackgroundService`), bound to the event loop that
+    starts it."""
 
-    def __init__(self, settings: Settings, pipeline: IngestPipeline, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, settings: Settings, pipeline: IngestPipeline) -> None:
         self.settings = settings
         self.pipeline = pipeline
-        self.loop = loop
+        self.loop: asyncio.AbstractEventLoop | None = None
         self.prefix = settings.mqtt_topic_prefix
         self.client = mqtt.Client(
             mqtt.CallbackAPIVersion.VERSION2,
@@ -84,14 +85,15 @@ class MqttIngest:
         group = self.settings.mqtt_shared_group
         return f"$share/{group}/{topic}" if group else topic
 
-    def start(self) -> None:
+    async def start(self) -> None:
         assert self.settings.mqtt_broker_host
+        self.loop = asyncio.get_running_loop()
         self.client.connect_async(
             self.settings.mqtt_broker_host, self.settings.mqtt_broker_port, keepalive=30
         )
         self.client.loop_start()
 
-    def stop(self) -> None:
+    async def stop(self) -> None:
         self.client.disconnect()
         self.client.loop_stop()
 
@@ -100,6 +102,7 @@ class MqttIngest:
     ) -> None:
         client.subscribe(self.subscription, qos=1)
         log.info("mqtt_subscribed", topic=self.subscription, reason=str(reason))
+        assert self.loop is not None
         self.loop.call_soon_threadsafe(self.connected.set)
 
     def _on_message(self, client: mqtt.Client, _userdata: object, message: mqtt.MQTTMessage) -> None:
@@ -112,6 +115,7 @@ class MqttIngest:
             )
         ]
         submitter = Submitter(None, device_only=True)
+        assert self.loop is not None
         future = asyncio.run_coroutine_threadsafe(self.pipeline.ingest(submitter, items), self.loop)
         try:
             results = future.result(timeout=PROCESS_TIMEOUT_S)
