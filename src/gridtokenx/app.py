@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
@@ -13,10 +13,9 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
 from gridtokenx import __version__
-from gridtokenx.accounts.domain import domain as accounts
 from gridtokenx.core.context import AppContext
 from gridtokenx.core.deps import Ctx
-from gridtokenx.core.domain import BackgroundService, Domain
+from gridtokenx.core.domain import BackgroundService
 from gridtokenx.core.errors import install_error_handlers
 from gridtokenx.core.logging import configure_logging
 from gridtokenx.core.metrics import REGISTRY
@@ -24,11 +23,7 @@ from gridtokenx.core.middleware import BodyLimitMiddleware, RateLimitMiddleware,
 from gridtokenx.core.migrate import upgrade
 from gridtokenx.core.runtime import tune_gc_for_serving
 from gridtokenx.core.settings import Settings, get_settings
-from gridtokenx.meters.domain import domain as meters
-from gridtokenx.readings.domain import domain as readings
-
-DOMAINS: tuple[Domain, ...] = (accounts, meters, readings)
-"""Every domain the app serves, in the order their background services start."""
+from gridtokenx.domains import DOMAINS, gateway_services, wire
 
 
 def _should_migrate(settings: Settings) -> bool:
@@ -46,7 +41,7 @@ def create_app(settings: Settings | None = None, *, context: AppContext | None =
             await upgrade(ctx.db)
         started: list[BackgroundService] = []
         try:
-            for service in _background(ctx):
+            for service in gateway_services(ctx):
                 await service.start()
                 started.append(service)
             yield
@@ -66,9 +61,8 @@ def create_app(settings: Settings | None = None, *, context: AppContext | None =
     )
     app.state.ctx = ctx
     install_error_handlers(app)
+    wire(ctx)
     for domain in DOMAINS:
-        if domain.wire is not None:
-            domain.wire(ctx)
         for router in domain.routers:
             app.include_router(router)
     _add_operational_routes(app)
@@ -86,10 +80,6 @@ def create_app(settings: Settings | None = None, *, context: AppContext | None =
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestContextMiddleware)
     return app
-
-
-def _background(ctx: AppContext) -> Sequence[BackgroundService]:
-    return [service for d in DOMAINS if d.background is not None for service in d.background(ctx)]
 
 
 def create_server_app() -> FastAPI:

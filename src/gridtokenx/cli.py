@@ -66,6 +66,42 @@ def serve(
     )
 
 
+@app.command()
+@friendly_errors
+def worker() -> None:
+    """Run the background duties (minting, epochs, certificates, jobs), one lease holder each."""
+    from gridtokenx.worker import run_worker
+
+    asyncio.run(run_worker(get_settings()))
+
+
+@app.command()
+@friendly_errors
+def audit() -> None:
+    """Reconcile the database with the ledger; exits 1 on any difference."""
+    from gridtokenx.core.context import AppContext
+    from gridtokenx.domains import audit as audit_all
+    from gridtokenx.domains import wire
+
+    async def run() -> list[str]:
+        ctx = AppContext.from_settings(get_settings())
+        wire(ctx)
+        try:
+            return await audit_all(ctx)
+        finally:
+            from gridtokenx.ledger.domain import LedgerHandle
+
+            await ctx.services.get(LedgerHandle).stop()
+            await ctx.close()
+
+    problems = asyncio.run(run())
+    for line in problems:
+        console.print(f"[red]difference:[/red] {line}")
+    if problems:
+        raise typer.Exit(1)
+    console.print("[green]audit clean[/green]: the database and the ledger agree")
+
+
 @db_app.command("upgrade")
 @friendly_errors
 def db_upgrade(revision: Annotated[str, typer.Argument()] = "head") -> None:

@@ -8,8 +8,8 @@ adding one line there instead of a special case in the lifespan.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 from fastapi import APIRouter
@@ -30,12 +30,21 @@ class BackgroundService(Protocol):
 class Domain:
     """What one domain brings to the app.
 
-    `wire` runs once when the app is built: it registers the domain's services on the context
-    (typed, by class) so routes and other domains can find them. `background` is asked at start-up
-    for the services to run in this process; it may return none (a setting turned the work off)."""
+    `wire` runs once when the app (or a worker) is built: it registers the domain's services on the
+    context (typed, by class) so routes and other domains can find them.
+
+    `background` is what a gateway process runs beside its routes (the MQTT consumer, the
+    WebSocket hub). `duties` is the leased background work (minting, epochs, certificate
+    issuance, jobs): `gridtokenx worker` runs every domain's duties, and `serve` runs them too
+    when `GRIDTOKENX_RUN_DUTIES` is on (the embedded default). Either may return nothing when a
+    setting turned the work off.
+
+    `audit` reconciles the domain's rows with the ledger for `gridtokenx audit`: it returns one
+    line per difference found, none when all agrees."""
 
     name: str
     routers: Sequence[APIRouter] = ()
     wire: Callable[[AppContext], None] | None = None
     background: Callable[[AppContext], Sequence[BackgroundService]] | None = None
-    tags: Sequence[str] = field(default_factory=tuple)
+    duties: Callable[[AppContext], Sequence[BackgroundService]] | None = None
+    audit: Callable[[AppContext], Awaitable[list[str]]] | None = None

@@ -47,6 +47,7 @@ class Settings(BaseSettings):
     database_url: str = env("database_url", "DATABASE_URL", default="")
     database_pool_size: int = env("database_pool_size", default=10, ge=1, le=200)
     auto_migrate: bool = env("auto_migrate", default=True)
+    run_duties: bool | None = env("run_duties", default=None)
     readings_retention_days: int = env("readings_retention_days", default=0, ge=0)
 
     # --- shared services (distributed mode) --------------------------------------------------------
@@ -148,6 +149,15 @@ class Settings(BaseSettings):
     @property
     def is_sqlite(self) -> bool:
         return self.effective_database_url.startswith("sqlite")
+
+    @property
+    def duties_in_gateway(self) -> bool:
+        """Whether `serve` also runs the leased background duties: yes when embedded (one process
+        owns the embedded ledger), no in distributed mode where `gridtokenx worker` runs them,
+        unless `GRIDTOKENX_RUN_DUTIES` says otherwise."""
+        if self.run_duties is not None:
+            return self.run_duties
+        return self.environment != "distributed"
 
     @property
     def ledger_dir(self) -> Path:
