@@ -8,8 +8,9 @@ from gridtokenx.core.domain import BackgroundService, Domain
 from gridtokenx.ledger.domain import domain as ledger
 from gridtokenx.meters.domain import domain as meters
 from gridtokenx.readings.domain import domain as readings
+from gridtokenx.wallets.domain import domain as wallets
 
-DOMAINS: tuple[Domain, ...] = (ledger, accounts, meters, readings)
+DOMAINS: tuple[Domain, ...] = (ledger, accounts, wallets, meters, readings)
 """In start order: the ledger first, since later domains' background work uses it."""
 
 

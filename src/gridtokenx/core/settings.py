@@ -81,6 +81,9 @@ class Settings(BaseSettings):
     smtp_password: str | None = env("smtp_password", "SMTP_PASSWORD", default=None)
     smtp_from: str = env("smtp_from", "EMAIL_FROM", default="no-reply@gridtokenx.local")
 
+    # --- wallets -----------------------------------------------------------------------------------
+    wallet_encryption_key: str | None = env("wallet_encryption_key", default=None, repr=False)
+
     # --- ledger ------------------------------------------------------------------------------------
     ledger_backend: Literal["litesvm", "rpc"] = env("ledger_backend", default="litesvm")
     solana_rpc_url: str | None = env("solana_rpc_url", "SOLANA_RPC_URL", default=None)

@@ -1,0 +1,1 @@
+"""Wallets: one Solana wallet per user, platform-held (custodial) unless the user linked their own."""
