@@ -32,6 +32,15 @@ async def upgrade(database: Database, revision: str = "head") -> None:
         await connection.run_sync(_upgrade, database.url, revision)
 
 
+def head_revision() -> str:
+    """The newest migration this code ships (what `upgrade()` brings a database to)."""
+    from alembic.script import ScriptDirectory
+
+    head = ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head()
+    assert head is not None
+    return head
+
+
 def _current(connection: Connection) -> str | None:
     from alembic.runtime.migration import MigrationContext
 

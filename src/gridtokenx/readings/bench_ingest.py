@@ -437,6 +437,7 @@ class _Servers:
             GRIDTOKENX_DATA_DIR=str(self.workdir / "var"),
             GRIDTOKENX_ENVIRONMENT="distributed" if distributed else "embedded",
             GRIDTOKENX_JWT_SECRET=secrets.token_urlsafe(48),
+            GRIDTOKENX_WALLET_ENCRYPTION_KEY=secrets.token_hex(32),
             GRIDTOKENX_NETWORK_ID=BENCH_NETWORK,
             GRIDTOKENX_RATE_LIMIT_DEFAULT="1000000000/minute",
             GRIDTOKENX_LOG_LEVEL="warning",
