@@ -68,7 +68,8 @@ class Reading(msgspec.Struct, frozen=True):
     """One meter interval, normalised; immutable (change a copy with `msgspec.structs.replace`).
 
     A msgspec Struct rather than a frozen dataclass: every reading is built at least twice on the
-    ingest path, and a frozen dataclass of this size costs ~5 µs per construction, a Struct ~0.6.
+    ingest path, and a Struct is several times cheaper to build
+    (docs/decisions/2026-11-23-reading-as-msgspec-struct.md).
 
     `generation_wh`/`consumption_wh` are None when the sender did not report them (a None channel
     is skipped by the rules that need it, never read as 0). `signature` is the raw 64-byte
