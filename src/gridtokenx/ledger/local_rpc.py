@@ -198,10 +198,6 @@ class LiteSvmRpcServer:
         self.advance(BLOCKHASH_WINDOW + 1)
 
     # ---- helpers for tests -----------------------------------------------------------------------
-    def token_amount(self, address: Pubkey) -> int:
-        with self.lock:
-            return parse_token_account(address, self.svm.get_account(address)).amount
-
     def supply(self, mint: Pubkey) -> int:
         with self.lock:
             return parse_mint(mint, self.svm.get_account(mint)).supply

@@ -9,7 +9,6 @@ is `(meter_serial, channel, interval_start)`, where `channel` is the meter's mea
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
@@ -106,10 +105,6 @@ class Reading(msgspec.Struct, frozen=True):
     @property
     def interval_end(self) -> int:
         return self.interval_start + self.duration
-
-    @property
-    def start_datetime(self) -> datetime:
-        return datetime.fromtimestamp(self.interval_start, UTC)
 
     def channel_values(self) -> dict[str, int]:
         """The reported interval channels, keyed by channel name (unreported ones left out)."""
