@@ -1,4 +1,5 @@
-# Two entry points: `make demo` (embedded demo) and `make test` (whole suite). Both bootstrap .venv.
+# Two entry points: `make demo` (embedded demo) and `make test` (lint, then the whole suite).
+# Both bootstrap .venv.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -15,11 +16,12 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/gridtokenx demo
 
-test: $(STAMP)
+test: lint
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests
+	$(BIN)/ruff format --check src tests
 	$(BIN)/mypy
 
 clean:

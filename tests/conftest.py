@@ -1,7 +1,10 @@
 """Shared fixtures: real services, both database backends, an app wired to a fresh database.
 
-The local PostgreSQL, Redis and Mosquitto are required. A missing one stops the run with the
-command that starts it; nothing is skipped silently.
+Pure tests (rules, clearing, codecs, signing) need no service. A test needs the local PostgreSQL
+when it runs on the `postgres` backend (or asks for `pg_url`); a test marked `postgres`, `redis`
+or `mqtt`, or in a module that imports that service's address from here, needs that service.
+When the tests about to run need a service that is not reachable, the run stops before the first
+test with the command that starts it: nothing is skipped silently.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import asyncpg
 import httpx
@@ -32,18 +36,22 @@ PG_USER = os.environ.get("GRIDTOKENX_TEST_PG_USER", "postgres")
 REDIS_URL = os.environ.get("GRIDTOKENX_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 MQTT_HOST, MQTT_PORT = "127.0.0.1", int(os.environ.get("GRIDTOKENX_TEST_MQTT_PORT", "1883"))
 
+_REDIS = urlsplit(REDIS_URL)
+# marker -> (service, host, port, the command that starts it)
 SERVICES = {
-    "PostgreSQL": (
+    "postgres": (
+        "PostgreSQL",
         PG_HOST,
         PG_PORT,
         "pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start",
     ),
-    "Redis": (
-        "127.0.0.1",
-        6379,
+    "redis": (
+        "Redis",
+        _REDIS.hostname or "127.0.0.1",
+        _REDIS.port or 6379,
         'redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save "" --appendonly no',
     ),
-    "Mosquitto": (MQTT_HOST, MQTT_PORT, "mosquitto -d -c /etc/mosquitto/mosquitto.conf"),
+    "mqtt": ("Mosquitto", MQTT_HOST, MQTT_PORT, "mosquitto -d -c /etc/mosquitto/mosquitto.conf"),
 }
 
 
@@ -55,11 +63,29 @@ def _reachable(host: str, port: int) -> bool:
         return False
 
 
-def pytest_sessionstart(session: pytest.Session) -> None:
+# a test module that imports a service's address from here talks to that service
+_ADDRESSES = {"postgres": ("PG_HOST", "PG_PORT"), "redis": ("REDIS_URL",), "mqtt": ("MQTT_HOST", "MQTT_PORT")}
+
+
+def services_needed(item: pytest.Item) -> set[str]:
+    """The services (keys of SERVICES) one collected test needs."""
+    needed = {marker for marker in SERVICES if item.get_closest_marker(marker) is not None}
+    module = getattr(getattr(item, "module", None), "__dict__", {})
+    needed |= {service for service, names in _ADDRESSES.items() if any(n in module for n in names)}
+    callspec = getattr(item, "callspec", None)
+    on_postgres = callspec is not None and callspec.params.get("backend") == "postgres"
+    if on_postgres or "pg_url" in getattr(item, "fixturenames", ()):
+        needed.add("postgres")
+    return needed
+
+
+@pytest.hookimpl(trylast=True)  # after -k/-m deselection: only the tests that will run count
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    needed = set().union(*map(services_needed, items))
     missing = [
         f"{name} is not reachable on {host}:{port}; start it with: {cmd}"
-        for name, (host, port, cmd) in SERVICES.items()
-        if not _reachable(host, port)
+        for marker, (name, host, port, cmd) in SERVICES.items()
+        if marker in needed and not _reachable(host, port)
     ]
     if missing:
         pytest.exit("required test services are missing:\n  " + "\n  ".join(missing), returncode=3)

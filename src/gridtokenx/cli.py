@@ -141,20 +141,6 @@ def db_retention() -> None:
     console.print(f"removed {removed} {unit} older than {settings.readings_retention_days} days")
 
 
-async def create_admin_account(email: str, password: str) -> str:
-    from gridtokenx.accounts.service import create_admin
-    from gridtokenx.core.db import open_database
-    from gridtokenx.core.migrate import upgrade
-
-    settings = get_settings()
-    async with open_database(settings.effective_database_url) as db:
-        if settings.is_sqlite:
-            await upgrade(db)
-        async with db.session() as session:
-            user = await create_admin(session, email, password)
-            return str(user.id)
-
-
 @admin_app.command("create")
 @friendly_errors
 def admin_create(
@@ -169,7 +155,9 @@ def admin_create(
     if len(password) < 8:
         console.print("[red]error:[/red] password must be at least 8 characters")
         raise typer.Exit(2)
-    user_id = asyncio.run(create_admin_account(email, password))
+    from gridtokenx.accounts.admin import create_admin_account
+
+    user_id = asyncio.run(create_admin_account(get_settings(), email, password))
     console.print(f"admin [bold]{email}[/bold] ready (id {user_id})")
     if generated:
         console.print(f"password: [bold]{password}[/bold] (shown once)")
@@ -227,18 +215,18 @@ def bench_clearing(
     seed: Annotated[int, typer.Option(help="Seed of the random book.")] = 42,
 ) -> None:
     """Clearing engine speed per book size, growth per doubling, ratio against the brute force."""
-    from gridtokenx.market import bench_clearing
+    from gridtokenx.bench import clearing
 
-    bench_clearing.run([int(n) for n in sizes.split(",") if n.strip()], seed)
+    clearing.run([int(n) for n in sizes.split(",") if n.strip()], seed)
 
 
 @bench_app.command("ledger")
 @friendly_errors
 def bench_ledger() -> None:
     """Embedded ledger minting and replay speed beside raw LiteSVM."""
-    from gridtokenx.ledger import bench
+    from gridtokenx.bench import ledger
 
-    bench.run()
+    ledger.run()
 
 
 @bench_app.command("ingest")
@@ -268,7 +256,7 @@ def bench_ingest(
     ] = True,
 ) -> None:
     """Signed native batches over real HTTP, beside the all-core Ed25519 verify ceiling."""
-    from gridtokenx.readings import bench_ingest as bench
+    from gridtokenx.bench import ingest as bench
 
     bench.run(
         readings=readings,

@@ -138,8 +138,8 @@ async def walkthrough(console: Console, base: str, admin_password: str, settings
 
 
 def run_demo(console: Console, *, port: int, duration: float) -> None:
+    from gridtokenx.accounts.admin import create_admin_account
     from gridtokenx.app import create_app
-    from gridtokenx.cli import create_admin_account
 
     os.environ.setdefault("GRIDTOKENX_REQUIRE_EMAIL_VERIFICATION", "false")
     os.environ.setdefault("GRIDTOKENX_LOG_JSON", "false")
@@ -154,7 +154,7 @@ def run_demo(console: Console, *, port: int, duration: float) -> None:
         for suffix in ("", "-wal", "-shm"):  # each demo starts from a clean database
             db_file.with_name(db_file.name + suffix).unlink(missing_ok=True)
     password = secrets.token_urlsafe(9)
-    admin_id = asyncio.run(create_admin_account(DEMO_ADMIN_EMAIL, password))
+    admin_id = asyncio.run(create_admin_account(settings, DEMO_ADMIN_EMAIL, password))
 
     base = f"http://127.0.0.1:{port}"
     table = Table(title="GridTokenX embedded demo", show_header=False)

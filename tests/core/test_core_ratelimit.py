@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 
+import pytest
 import redis.asyncio as aioredis
 
 from gridtokenx.core.ratelimit import RateLimiter
@@ -19,6 +20,7 @@ async def test_memory_limiter_counts_and_reports_retry_after() -> None:
     assert (await limiter.hit("2/minute", "other")).allowed
 
 
+@pytest.mark.redis
 async def test_redis_limiter_is_shared_between_instances() -> None:
     key = f"test-{uuid.uuid4().hex}"
     first, second = RateLimiter(REDIS_URL), RateLimiter(REDIS_URL)

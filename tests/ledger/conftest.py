@@ -11,7 +11,7 @@ from solders.keypair import Keypair
 
 from gridtokenx.ledger.interface import Ledger
 from gridtokenx.ledger.litesvm_backend import LiteSvmLedger
-from gridtokenx.ledger.testing_rpc import LiteSvmRpcServer
+from gridtokenx.ledger.local_rpc import LiteSvmRpcServer
 
 
 @pytest.fixture

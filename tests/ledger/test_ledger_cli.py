@@ -16,7 +16,7 @@ from gridtokenx.ledger.factory import build_ledger
 from gridtokenx.ledger.keypairs import load_keypair, save_keypair
 from gridtokenx.ledger.litesvm_backend import LiteSvmLedger
 from gridtokenx.ledger.litesvm_engine import DB_NAME
-from gridtokenx.ledger.testing_rpc import LiteSvmRpcServer
+from gridtokenx.ledger.local_rpc import LiteSvmRpcServer
 
 runner = CliRunner()
 

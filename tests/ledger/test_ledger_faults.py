@@ -15,8 +15,8 @@ from solders.pubkey import Pubkey
 from solders.signature import Signature
 
 from gridtokenx.ledger.errors import LedgerUnavailable, TransactionFailed
+from gridtokenx.ledger.local_rpc import Fault, LiteSvmRpcServer
 from gridtokenx.ledger.rpc_backend import DB_NAME, RpcLedger
-from gridtokenx.ledger.testing_rpc import Fault, LiteSvmRpcServer
 
 SEND_FAULTS = list(Fault)
 READ_METHODS = ["getSignatureStatuses", "getLatestBlockhash", "getBlockHeight"]

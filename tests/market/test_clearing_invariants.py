@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from gridtokenx.market.clearing import ClearingResult, Order, clear, verify
-from gridtokenx.market.clearing_merkle import leaf_hashes, merkle_root
+from gridtokenx.market.clearing.merkle import leaf_hashes, merkle_root
 
 
 def cleared(bids: list[Order], offers: list[Order], **options: Any) -> ClearingResult:

@@ -10,12 +10,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gridtokenx.market.bench_clearing import random_book, run
+from gridtokenx.bench.clearing import random_book, run
 from gridtokenx.market.clearing import Order, clear
-from gridtokenx.market.clearing_apportion import apportion, is_apportioned
-from gridtokenx.market.clearing_book import read_book
-from gridtokenx.market.clearing_merkle import leaf_hashes, merkle_root
-from gridtokenx.market.clearing_selftrade import cancellations_are_valid, self_trade_cancellations
+from gridtokenx.market.clearing.apportion import apportion, is_apportioned
+from gridtokenx.market.clearing.book import read_book
+from gridtokenx.market.clearing.merkle import leaf_hashes, merkle_root
+from gridtokenx.market.clearing.selftrade import cancellations_are_valid, self_trade_cancellations
 
 
 def rfc6962_root(data: list[bytes]) -> bytes:

@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from test_clearing_invariants import assert_invariants, cleared
 
 from gridtokenx.market.clearing import Order, clear, verify
-from gridtokenx.market.clearing_reference import clear_reference
+from gridtokenx.market.clearing.reference import clear_reference
 
 WEIGHTS = [Fraction(1, 2), Fraction(0), Fraction(1), Fraction(1, 3)]
 

@@ -8,8 +8,7 @@ from sqlalchemy import func, select
 
 from gridtokenx.core.context import AppContext
 from gridtokenx.meters.models import MeterClaimAttempt
-from gridtokenx.meters.rules import rotation_message
-from gridtokenx.readings.signing import key_id
+from gridtokenx.meters.rules import key_id, rotation_message
 from tests.helpers import admin_token, bearer, claim, create_meter, error_code, user_token
 
 

@@ -8,8 +8,9 @@ from datetime import UTC, datetime
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gridtokenx.core.db import Database
+from gridtokenx.meters.facts import keys_by_meter, meters_by_serial
 from gridtokenx.meters.models import DeviceKey, Meter
-from gridtokenx.readings.batch_facts import keys_by_meter, meters_by_serial, states_by_meter
+from gridtokenx.readings.batch_facts import states_by_meter
 from gridtokenx.readings.models import MeterIngestState
 from gridtokenx.readings.signing import DeviceKey as DeviceKeyPair
 from tests.readings.ingest_helpers import added_meter

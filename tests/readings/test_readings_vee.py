@@ -187,17 +187,13 @@ def test_meter_replacement_starts_a_new_baseline() -> None:
     assert rejected(run(fresh_meter, baseline_reset_at=START - 2 * Q)) is Reject.REGISTER_DECREASED
 
 
-# 8. interval sum matches the register difference within 1 Wh per interval
+# 8. the interval's value matches the register difference within 1 Wh (after the interval before)
 def test_register_sum_check() -> None:
     assert rejected(run(make_reading(export_register_wh=5_001_002))) is Reject.REGISTER_SUM_MISMATCH
     assert run(make_reading(export_register_wh=5_001_001)).accepted
     two_back = RegisterSnapshot(START - 2 * Q, Q, 812_000, 4_999_000)
-    complete = run(previous_registers=two_back, energy_between={"export_wh": 1000}, intervals_between=1)
-    assert complete.accepted
-    wrong = run(previous_registers=two_back, energy_between={"export_wh": 900}, intervals_between=1)
-    assert rejected(wrong) is Reject.REGISTER_SUM_MISMATCH
-    with_gap = run(previous_registers=two_back, energy_between={}, intervals_between=0)
-    assert with_gap.accepted  # the interval in between is missing: nothing to compare
+    with_gap = run(previous_registers=two_back)
+    assert with_gap.accepted  # the interval in between is not at hand: nothing to compare
 
 
 # 9. seq replay window
@@ -224,17 +220,16 @@ def test_changed_value_is_a_new_version() -> None:
     stored = make_reading(export_wh=900, export_register_wh=5_000_900).stored_values()
     outcome = run(stored=stored)
     assert outcome.write is WriteAction.NEW_VERSION
-    assert outcome.changed == ("export_wh", "export_register_wh")
     assert Flag.REVISED in outcome.flags
     assert rejected(run(stored=stored, replay=ReplayWindow.first(42))) is Reject.SEQ_REPLAYED
 
 
 def test_classify_duplicate() -> None:
     reading = make_reading()
-    assert classify_duplicate(reading, None) == (WriteAction.INSERT, ())
-    assert classify_duplicate(reading, reading.stored_values()) == (WriteAction.NOOP, ())
+    assert classify_duplicate(reading, None) is WriteAction.INSERT
+    assert classify_duplicate(reading, reading.stored_values()) is WriteAction.NOOP
     changed = reading.stored_values() | {"generation_wh": None}
-    assert classify_duplicate(reading, changed) == (WriteAction.NEW_VERSION, ("generation_wh",))
+    assert classify_duplicate(reading, changed) is WriteAction.NEW_VERSION
 
 
 # 11. spike

@@ -1,15 +1,34 @@
-"""Pure account rules: the wallet-link challenge text and its signature check."""
+"""Pure account rules: who may act for an owner, the wallet-link challenge text and its signature
+check."""
 
 from __future__ import annotations
 
 import base64
 import binascii
+import uuid
+from typing import Protocol
 
 import base58
 from nacl.exceptions import BadSignatureError
 from nacl.signing import VerifyKey
 
+from gridtokenx.accounts.models import Role
+
 WALLET_LINK_DOMAIN = "GridTokenX wallet link"
+
+
+class Actor(Protocol):
+    @property
+    def id(self) -> uuid.UUID: ...
+    @property
+    def role(self) -> str: ...
+
+
+def may_act_for(actor: Actor, owner_id: uuid.UUID | None) -> bool:
+    """The one answer to "may this user act for this owner's thing" (a meter, an API key, ...):
+    its owner may, and so may an admin (the utility's operators and head-end). Nobody owns an
+    unowned thing, so only an admin may act for it."""
+    return actor.role == Role.ADMIN or (owner_id is not None and owner_id == actor.id)
 
 
 def wallet_link_message(

@@ -236,7 +236,7 @@ async def list_api_keys(session: AsyncSession, user: User) -> list[ApiKey]:
 
 async def revoke_api_key(session: AsyncSession, user: User, key_id: uuid.UUID) -> ApiKey:
     row = await session.get(ApiKey, key_id)
-    if row is None or (row.user_id != user.id and user.role != Role.ADMIN):
+    if row is None or not rules.may_act_for(user, row.user_id):
         raise NotFound("no such API key", code="API_KEY_NOT_FOUND")
     if row.revoked_at is None:
         row.revoked_at = utcnow()

@@ -5,13 +5,13 @@ One `Database` object per process; domain services take an `AsyncSession` from i
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
-from sqlalchemy import MetaData, event
+from sqlalchemy import MetaData, Select, Table, event, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase
@@ -94,3 +94,42 @@ async def open_database(url: str) -> AsyncIterator[Database]:
         yield db
     finally:
         await db.dispose()
+
+
+def is_postgres(session: AsyncSession) -> bool:
+    return session.get_bind().dialect.name == "postgresql"
+
+
+async def asyncpg_connection(session: AsyncSession) -> Any:
+    """The asyncpg connection under the session's transaction, for statements SQLAlchemy would
+    otherwise expand row by row."""
+    connection = await session.connection()
+    return (await connection.get_raw_connection()).driver_connection
+
+
+def columns_of(table: Table, fields: type[NamedTuple]) -> Select[Any]:
+    """SELECT exactly the named tuple's fields, in its order, so rows fill it positionally."""
+    return select(*(table.c[name] for name in fields._fields))
+
+
+def pg_rows_in_array(table: Table, fields: type[NamedTuple], by: str, array_type: str, tail: str = "") -> str:
+    """PostgreSQL: the rows of `table` whose `by` is in the array `$1`, as the tuple's fields.
+
+    One array joined with `unnest` instead of SQLAlchemy's expanding `IN` (a bind per id and a new
+    prepared statement per list length) or `= ANY($1)` (which the planner may turn into comparing
+    every row with every id)."""
+    columns = ", ".join(f"t.{name}" for name in fields._fields)
+    return (
+        f"SELECT {columns} FROM {table.name} AS t JOIN unnest($1::{array_type}) AS w({by}) USING ({by})"
+        + tail
+    )
+
+
+async def rows_in(
+    session: AsyncSession, pg_query: str, query: Select[Any], column: Any, ids: list[Any]
+) -> Iterable[Any]:
+    """The rows whose `column` is in `ids`: `pg_query` (from `pg_rows_in_array`) on PostgreSQL,
+    `query` with an `IN` on SQLite (built only there)."""
+    if is_postgres(session):
+        return await (await asyncpg_connection(session)).fetch(pg_query, ids)
+    return await session.execute(query.where(column.in_(ids)))

@@ -6,8 +6,8 @@ import gc
 
 # Cyclic garbage is rare in a request/response server (reference counting frees almost everything),
 # but CPython's default thresholds run a generation-0 pass every 700 allocations and full passes
-# over every long-lived object (ORM mappers, caches) every few batches. Measured on 1,000-reading
-# ingest batches: ~55 µs of CPU per reading with the defaults, none with these thresholds.
+# over every long-lived object (ORM mappers, caches) every few batches: a cost per reading on the
+# ingest path (docs/decisions/2026-11-23-gc-thresholds-for-servers.md).
 SERVER_GC_THRESHOLDS = (100_000, 50, 1_000)
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import hmac
 import secrets
 import uuid
 from dataclasses import dataclass
@@ -39,10 +38,6 @@ def new_token(nbytes: int = 32) -> str:
 def token_digest(token: str) -> str:
     """What we store instead of a token: its SHA-256, so a database leak reveals no credential."""
     return hashlib.sha256(token.encode()).hexdigest()
-
-
-def digests_equal(a: str, b: str) -> bool:
-    return hmac.compare_digest(a, b)
 
 
 @dataclass(frozen=True)

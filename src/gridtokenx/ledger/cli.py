@@ -1,9 +1,12 @@
-"""`gridtokenx ledger ...`: inspect the ledger and snapshot the embedded one."""
+"""`gridtokenx ledger ...`: inspect the ledger, snapshot the embedded one, serve a local RPC node."""
 
 from __future__ import annotations
 
 import asyncio
+import signal
+import threading
 from decimal import Decimal
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -14,6 +17,7 @@ from gridtokenx.core.settings import Settings, get_settings
 from gridtokenx.ledger.errors import LedgerError
 from gridtokenx.ledger.factory import build_ledger
 from gridtokenx.ledger.litesvm_backend import LiteSvmLedger
+from gridtokenx.ledger.local_rpc import LiteSvmRpcServer
 from gridtokenx.ledger.rpc_backend import RpcLedger
 
 app = typer.Typer(help="The Solana ledger: embedded LiteSVM or a real cluster.", no_args_is_help=True)
@@ -86,3 +90,28 @@ def snapshot() -> None:
         console.print(f"[red]ledger error:[/red] {exc}")
         raise typer.Exit(1) from None
     console.print(f"snapshot written at log position {position}")
+
+
+@app.command("serve-rpc")
+def serve_rpc(
+    host: Annotated[str, typer.Option(help="Bind address.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port (0 picks a free one; the URL is printed).")] = 8899,
+    block_time: Annotated[
+        float, typer.Option(help="Seconds per block; a blockhash stays valid for 150 blocks.")
+    ] = 0.4,
+) -> None:
+    """Serve Solana JSON-RPC backed by an in-memory LiteSVM (a local stand-in for a cluster)."""
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    try:
+        server = LiteSvmRpcServer(block_time=block_time, host=host, port=port).start()
+    except OSError as exc:
+        console.print(f"[red]error:[/red] cannot listen on {host}:{port}: {exc.strerror}")
+        raise typer.Exit(2) from None
+    # One plain line on stdout, flushed, so a supervisor or a test can read the URL.
+    print(server.url, flush=True)
+    try:
+        stop.wait()
+    finally:
+        server.stop()

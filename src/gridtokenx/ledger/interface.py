@@ -56,7 +56,7 @@ class Ledger(ABC):
     def __init__(self, authority: Keypair, fee_payer: Keypair) -> None:
         self._authority = authority
         self._fee_payer = fee_payer
-        # Deriving a public key from a Keypair costs ~18 µs: do it once for the platform's keys.
+        # Deriving a public key from a Keypair is not free: once for the platform's keys.
         self._authority_key = authority.pubkey()
         self._payer_key = fee_payer.pubkey()
         self._mint_meta: dict[Pubkey, tuple[Pubkey, int]] = {}

@@ -1,8 +1,9 @@
 """Sign legacy transactions quickly.
 
-Deriving a public key from a solders Keypair costs about 18 µs and `Transaction(...)` does it for
-every signer, every time; the platform's own keypairs sign almost every transaction, so their
-public keys are computed once here and messages are signed directly.
+Deriving a public key from a solders Keypair is not free and `Transaction(...)` does it for every
+signer, every time; the platform's own keypairs sign almost every transaction, so their public keys
+are computed once here and messages are signed directly
+(docs/decisions/2026-11-23-cached-platform-public-keys.md).
 """
 
 from __future__ import annotations

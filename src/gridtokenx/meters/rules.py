@@ -4,6 +4,7 @@ message a device signs to rotate its own key."""
 from __future__ import annotations
 
 import binascii
+import hashlib
 from datetime import datetime
 from typing import Protocol
 
@@ -14,6 +15,13 @@ from gridtokenx.meters.models import KeyStatus
 MIN_INTERVAL_SECONDS = 15
 MAX_INTERVAL_SECONDS = 3600
 ROTATION_DOMAIN = "gridtokenx/key-rotation/v1"
+
+
+def key_id(public_key: bytes) -> str:
+    """A short, stable name for a device's public key: first 16 hex chars of its SHA-256."""
+    if len(public_key) != 32:
+        raise ValueError("an Ed25519 public key is 32 bytes")
+    return hashlib.sha256(public_key).hexdigest()[:16]
 
 
 def parse_public_key(text: str) -> bytes | None:

@@ -13,13 +13,13 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gridtokenx.accounts.models import User
+from gridtokenx.accounts.rules import may_act_for
 from gridtokenx.core.errors import ApiError, Conflict, Forbidden, NotFound, TooManyRequests, Unauthorized
 from gridtokenx.core.security import hash_password, verify_password
 from gridtokenx.core.types import utcnow
 from gridtokenx.meters import rules
 from gridtokenx.meters.models import DeviceKey, KeyStatus, Meter, MeterClaimAttempt, MeterStatus
 from gridtokenx.meters.schemas import MeterCreate, MeterUpdate
-from gridtokenx.readings.signing import key_id as derive_key_id
 
 CLAIM_ATTEMPTS_PER_HOUR = 5
 
@@ -65,7 +65,7 @@ async def meter_by_serial(session: AsyncSession, serial: str) -> Meter | None:
 async def owned_meter(session: AsyncSession, user: User, meter_id: uuid.UUID) -> Meter:
     """The meter if the user owns it (admins see all); another user's meter is a 404, not a hint."""
     meter = await session.get(Meter, meter_id)
-    if meter is None or (meter.owner_id != user.id and user.role != "admin"):
+    if meter is None or not may_act_for(user, meter.owner_id):
         raise NotFound("no such meter", code="METER_NOT_FOUND")
     return meter
 
@@ -163,7 +163,7 @@ async def add_device_key(
     session: AsyncSession, meter: Meter, public_key: str, key_id: str | None
 ) -> DeviceKey:
     raw = _key_bytes(public_key)
-    derived = derive_key_id(raw)
+    derived = rules.key_id(raw)
     if key_id is not None and key_id != derived:
         raise ApiError(
             f"key_id must be {derived} for this public key", code="KEY_ID_MISMATCH", status_code=422
@@ -212,7 +212,7 @@ async def rotate_key_signed(
         raise Unauthorized("the signing key is not an active key of this meter", code="DEVICE_KEY_UNKNOWN")
     new_raw = _key_bytes(new_public_key)
     message = rules.rotation_message(
-        network_id, meter.serial, old_key_id, derive_key_id(new_raw), new_raw.hex()
+        network_id, meter.serial, old_key_id, rules.key_id(new_raw), new_raw.hex()
     )
     try:
         VerifyKey(bytes.fromhex(old.public_key)).verify(message, bytes.fromhex(signature_hex))

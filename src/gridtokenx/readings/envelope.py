@@ -12,7 +12,7 @@ Fields (all required except `channel` and the two registers):
 
 - `device_id`: the meter serial, `[A-Za-z0-9][A-Za-z0-9._:-]{0,63}`; `channel` (optional, 0..32767,
   absent = 0): the meter's measurement channel (0 the main meter; sub-meters and batteries others).
-- `key_id`: 16 lowercase hex chars, `signing.key_id(public_key)`; names the key that signed.
+- `key_id`: 16 lowercase hex chars, `meters.rules.key_id(public_key)`; names the key that signed.
 - `seq`: a per-device counter, incremented for every message the device signs.
 - `interval_start`: UTC seconds since the epoch, aligned to the meter's interval; `duration`: seconds.
 - `import_wh`, `export_wh`, `generation_wh`, `consumption_wh`: integer Wh measured in the interval.

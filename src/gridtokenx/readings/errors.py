@@ -34,9 +34,6 @@ class ReadingError(Exception):
         inner = self.path[1:] if self.path and self.path.startswith("$") else ""
         return ReadingError(self.code, self.message, prefix + inner)
 
-    def to_dict(self) -> dict[str, str | None]:
-        return {"code": self.code.value, "message": self.message, "path": self.path}
-
 
 HTTP_STATUS = {
     ErrorCode.MALFORMED_JSON: 400,

@@ -24,23 +24,16 @@ from nacl.signing import VerifyKey
 from sqlalchemy import bindparam, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from gridtokenx.accounts.models import Role, User
-from gridtokenx.core.db import Database
+from gridtokenx.accounts.models import User
+from gridtokenx.accounts.rules import may_act_for
+from gridtokenx.core.db import Database, asyncpg_connection
 from gridtokenx.core.types import last_use_due, utc_from_epoch, utcnow
 from gridtokenx.events.bus import EventBus, Outbox
+from gridtokenx.meters.facts import KeyFacts, MeterFacts, keys_by_meter, mark_keys_used, meters_by_serial
 from gridtokenx.meters.models import KeyStatus, Meter, MeterStatus
 from gridtokenx.meters.rules import attested_mintable, key_covers
 from gridtokenx.readings import vee
-from gridtokenx.readings.batch_facts import (
-    KEYS,
-    STATE,
-    KeyFacts,
-    MeterFacts,
-    StateFacts,
-    keys_by_meter,
-    meters_by_serial,
-    states_by_meter,
-)
+from gridtokenx.readings.batch_facts import STATE, StateFacts, states_by_meter
 from gridtokenx.readings.errors import ReadingError, http_status
 from gridtokenx.readings.intervals import MAX_ESTIMATED_GAP_S, assign_interval, estimate_gap
 from gridtokenx.readings.partitions import PartitionManager
@@ -65,7 +58,6 @@ from gridtokenx.readings.store import (
     NewReading,
     StoreStatus,
     as_utc,
-    asyncpg_connection,
     dialect_insert,
     json_document,
     load_existing,
@@ -135,7 +127,7 @@ class Submitter:
             return True  # native readings must carry a valid device signature anyway
         if self.user is None:
             return False
-        return self.user.role == Role.ADMIN or meter.owner_id == self.user.id
+        return may_act_for(self.user, meter.owner_id)
 
 
 def _reject(index: int, code: str, message: str, status: int = 422, path: str | None = None) -> ItemResult:
@@ -550,8 +542,7 @@ class _Batch:
             for key in meter_keys
             if key.id in used and last_use_due(key.last_used_at, now)
         ]
-        if due:
-            await self.session.execute(update(KEYS).where(KEYS.c.id.in_(due)).values(last_used_at=now))
+        await mark_keys_used(self.session, due, now)
         return kept
 
     async def _states(self, meter_ids: list[uuid.UUID]) -> dict[uuid.UUID, _MeterState]:

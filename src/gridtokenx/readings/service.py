@@ -13,6 +13,7 @@ from gridtokenx.core.db import Database
 from gridtokenx.core.errors import ApiError, NotFound
 from gridtokenx.core.types import utcnow
 from gridtokenx.core.units import wh_to_kwh
+from gridtokenx.meters.facts import meter_ids_owned_by
 from gridtokenx.meters.models import Meter
 from gridtokenx.readings.errors import ReadingError
 from gridtokenx.readings.intervals import find_gaps
@@ -106,7 +107,7 @@ async def gaps(session: AsyncSession, meter: Meter, start: datetime, end: dateti
 
 
 async def totals(session: AsyncSession, user: User) -> MeterTotals:
-    meter_ids = list(await session.scalars(select(Meter.id).where(Meter.owner_id == user.id)))
+    meter_ids = await meter_ids_owned_by(session, user.id)
     sums = (
         await session.execute(
             select(

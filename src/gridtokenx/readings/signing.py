@@ -16,7 +16,8 @@ The signed bytes (what device firmware must reproduce exactly)::
 
 - The signature is Ed25519 (RFC 8032) over `message`, 64 bytes, sent as 128 lowercase hex chars in
   `sig`. Verification is libsodium's strict verify (canonical S, no small-order points).
-- `key_id` = first 16 hex chars of SHA-256(32-byte Ed25519 public key).
+- `key_id` = first 16 hex chars of SHA-256(32-byte Ed25519 public key) (`meters.rules.key_id`:
+  meters name the keys they provision).
 
 The gateway never trusts the bytes it received: it re-derives the canonical bytes from the decoded
 fields, so whitespace, key order or escapes on the wire cannot change what is verified.
@@ -24,7 +25,6 @@ fields, so whitespace, key order or escapes on the wire cannot change what is ve
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -34,6 +34,7 @@ import msgspec
 from nacl.exceptions import BadSignatureError
 from nacl.signing import SigningKey, VerifyKey
 
+from gridtokenx.meters.rules import key_id
 from gridtokenx.readings.envelope import DOMAIN_TAG, NativeReading, reading_from_fields, signing_message
 from gridtokenx.readings.errors import ErrorCode, ReadingError
 
@@ -41,19 +42,11 @@ __all__ = [
     "DOMAIN_TAG",
     "DeviceKey",
     "NativeReading",
-    "key_id",
     "sign_reading",
     "signing_message",
     "verify_detached",
     "verify_reading",
 ]
-
-
-def key_id(public_key: bytes) -> str:
-    """A short, stable name for a public key: first 16 hex chars of its SHA-256."""
-    if len(public_key) != 32:
-        raise ValueError("an Ed25519 public key is 32 bytes")
-    return hashlib.sha256(public_key).hexdigest()[:16]
 
 
 @dataclass(frozen=True)

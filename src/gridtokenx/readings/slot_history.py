@@ -4,12 +4,11 @@ A spike is a value above a multiple of a positive median, which a zero value nev
 reading's channels with energy are asked for.
 
 With a week of history this is seven stored rows per reading, the largest lookup of the ingest
-path. On PostgreSQL one statement works out the medians. Measured here for a 1,000-reading batch
-with a stored week: handing the seven rows each to Python cost ~115 µs of CPU per reading in all,
-more than verifying the reading's signature; this way ~15-25 µs (~2 µs the gateway's, the rest
-PostgreSQL's index scans: one per run of a meter's consecutive targets and day, or one per target
-and day when targets come one per meter). SQLite gathers each reading's week in one statement
-too, and Python works the medians out.
+path: handing them to Python cost more than verifying the reading's signature. So on PostgreSQL
+one statement works out the medians (index scans: one per run of a meter's consecutive targets and
+day, or one per target and day when targets come one per meter). SQLite gathers each reading's
+week in one statement too, and Python works the medians out. The figures behind these choices:
+docs/decisions/2026-12-02-same-slot-medians-in-the-database.md.
 """
 
 from __future__ import annotations
@@ -22,9 +21,10 @@ from sqlalchemy import text
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from gridtokenx.core.db import asyncpg_connection, is_postgres
 from gridtokenx.core.types import utc_from_epoch
 from gridtokenx.readings.reading import CHANNELS, Reading, Trust
-from gridtokenx.readings.store import READINGS, asyncpg_connection, is_postgres, json_document
+from gridtokenx.readings.store import READINGS, json_document
 
 DAY_S = 86_400
 SLOT_DAYS = 7
@@ -72,10 +72,8 @@ RUN_GAP_S = 3_600  # a meter's targets further apart than this are looked up as 
 # between two targets of a run was not asked for and is dropped. Runs of one meter and channel are
 # disjoint, so a row counts at most once per target. The range is a lateral subquery (`OFFSET 0`)
 # so the planner keeps one index scan per run and day: as a plain join it hashed the whole table
-# once its statistics knew the table's size (~0.5 s per batch).
-# Measured on 1,000-reading batches with a stored week, rows laid out in arrival order: 100 meters
-# x 10 intervals, ~23 ms as 7,000 probes (below), ~15 ms as 700 ranges; 1,000 meters x 1 interval,
-# ~31 ms as probes, ~36 ms as ranges of one (a range scan reads on past its last row).
+# once its statistics knew the table's size. Runs of several targets are cheaper as ranges, runs of
+# one as probes (below): a range scan reads on past its last row.
 _PG_RANGES = (
     "WITH span AS MATERIALIZED (SELECT w.run, w.meter_id, w.channel, d.days, "
     f"to_timestamp(greatest(w.lo - d.days * {DAY_S}, w.first_s)) AS lo, "
@@ -189,9 +187,9 @@ async def _medians_sqlite(
     session: AsyncSession, targets: Mapping[SlotKey, Wanted], first_start: Mapping[uuid.UUID, int | None]
 ) -> dict[SlotKey, Medians]:
     """SQLite: the week's values per target in one statement, the medians of the wanted channels
-    worked out here. (Reading the rows through SQLAlchemy cost ~100 µs per reading with a stored
-    week, ~30 µs this way.) A stored interval may be history for several targets (a backfill
-    holding the same slot on several days)."""
+    worked out here, the rows read without SQLAlchemy's row processing (which cost several times
+    more). A stored interval may be history for several targets (a backfill holding the same slot
+    on several days)."""
     dialect = session.get_bind().dialect
     stored_id = _stored_form(READINGS.c.meter_id, dialect)
     stored_start = _stored_form(READINGS.c.interval_start, dialect)

@@ -21,6 +21,7 @@ from sqlalchemy import Table, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from gridtokenx.core.db import asyncpg_connection, is_postgres
 from gridtokenx.core.ids import uuid7 as new_reading_id
 from gridtokenx.readings.models import DailyRollup, HourlyRollup, MeterReading, ReadingRevision
 
@@ -267,17 +268,6 @@ _PG_INSERT = (
     "SELECT count(*) FROM inserted"
 )
 _PG_OURS = "SELECT id FROM meter_readings WHERE id = ANY($1::text[]::uuid[])"
-
-
-def is_postgres(session: AsyncSession) -> bool:
-    return session.get_bind().dialect.name == "postgresql"
-
-
-async def asyncpg_connection(session: AsyncSession) -> Any:
-    """The asyncpg connection under the session's transaction, for statements SQLAlchemy would
-    otherwise expand row by row."""
-    connection = await session.connection()
-    return (await connection.get_raw_connection()).driver_connection
 
 
 _encode = msgspec.json.Encoder().encode

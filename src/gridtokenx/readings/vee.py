@@ -137,10 +137,6 @@ class VeeContext(msgspec.Struct, frozen=True, kw_only=True):
     # what is stored for this (meter, channel, interval), in `Reading.stored_values()` shape; None if nothing
     stored: Mapping[str, int | None] | None = None
     previous_registers: RegisterSnapshot | None = None  # the nearest earlier interval that has registers
-    # sum of stored import/export values strictly between that snapshot and this reading, and how
-    # many stored intervals that sum covers (the sum check runs only when none is missing)
-    energy_between: Mapping[str, int] = msgspec.field(default_factory=dict)
-    intervals_between: int = 0
     register_modulus_wh: int | None = None  # a register wraps to 0 at this value (None: never wraps)
     baseline_reset_at: int | None = None  # meter replaced / registers reset at this time
     same_slot_median: Mapping[str, int] = msgspec.field(default_factory=dict)  # same slot, last 7 days
@@ -159,7 +155,7 @@ class VeeConfig:
     max_reading_wh: int = 100_000
     capacity_margin: Fraction = Fraction(11, 10)
     envelope_max_lifetime_s: int = 300
-    register_tolerance_wh: int = 1  # per interval summed
+    register_tolerance_wh: int = 1  # an interval's value against its register rise
     spike_factor: int = 5
     frozen_repeats: int = 3
     night_elevation_deg: float = -2.0
@@ -212,20 +208,23 @@ class Rejection:
 
 class VeeOutcome(msgspec.Struct, frozen=True, kw_only=True):
     """The verdict. Rejected: `rejection` is set and nothing else matters. Accepted: store according
-    to `write` with `flags`; mint `mintable_wh` (the export) when `mintable`; persist `next_replay`.
-    For a NEW_VERSION the service mints only the increase over what the old version minted."""
+    to `write` with `flags`; mint `mintable_wh` (the export, 0 when nothing may be minted); persist
+    `next_replay`. For a NEW_VERSION the service mints only the increase over what the old version
+    minted."""
 
     rejection: Rejection | None = None
     flags: frozenset[str] = frozenset()
     write: WriteAction | None = None
-    changed: tuple[str, ...] = ()
-    mintable: bool = False
     mintable_wh: int = 0
     next_replay: ReplayWindow | None = None
 
     @property
     def accepted(self) -> bool:
         return self.rejection is None
+
+    @property
+    def mintable(self) -> bool:
+        return self.mintable_wh > 0
 
 
 def evaluate(reading: Reading, ctx: VeeContext, cfg: VeeConfig | None = None) -> VeeOutcome:
@@ -241,9 +240,8 @@ def evaluate(reading: Reading, ctx: VeeContext, cfg: VeeConfig | None = None) ->
 
     duplicate_on, envelope_on, replay_on = cfg.switches
     write: WriteAction = WriteAction.INSERT
-    changed: tuple[str, ...] = ()
     if duplicate_on and ctx.stored is not None:
-        write, changed = classify_duplicate(reading, ctx.stored)
+        write = classify_duplicate(reading, ctx.stored)
         if write is WriteAction.NOOP:
             return VeeOutcome(flags=reading.flags, write=write, next_replay=ctx.replay)
 
@@ -272,22 +270,19 @@ def evaluate(reading: Reading, ctx: VeeContext, cfg: VeeConfig | None = None) ->
     return VeeOutcome(
         flags=frozenset(flags),
         write=write,
-        changed=changed,
-        mintable=mintable_wh > 0,
         mintable_wh=mintable_wh,
         next_replay=next_replay,
     )
 
 
-def classify_duplicate(
-    reading: Reading, stored: Mapping[str, int | None] | None
-) -> tuple[WriteAction, tuple[str, ...]]:
+def classify_duplicate(reading: Reading, stored: Mapping[str, int | None] | None) -> WriteAction:
     """Compare with what is stored for the same (meter, channel, interval): new, identical, or
-    changed (and which fields changed). Never a silent overwrite: a change is a new version."""
+    changed. Never a silent overwrite: a change is a new version."""
     if stored is None:
-        return WriteAction.INSERT, ()
-    changed = tuple(name for name, value in reading.stored_values().items() if stored.get(name) != value)
-    return (WriteAction.NEW_VERSION, changed) if changed else (WriteAction.NOOP, ())
+        return WriteAction.INSERT
+    if any(stored.get(name) != value for name, value in reading.stored_values().items()):
+        return WriteAction.NEW_VERSION
+    return WriteAction.NOOP
 
 
 def _trust_mintable(trust: Trust, ctx: VeeContext) -> bool:
@@ -402,8 +397,9 @@ def _replay(seq: int, ctx: VeeContext, cfg: VeeConfig) -> tuple[Rejection | None
 def _registers(
     reading: Reading, values: Values, ctx: VeeContext, cfg: VeeConfig
 ) -> tuple[Rejection | None, set[str]]:
-    """Registers against the nearest earlier snapshot: monotonic (rule 7), and the interval values
-    in between adding up to the register difference within 1 Wh per interval (rule 8)."""
+    """Registers against the nearest earlier snapshot: monotonic (rule 7), and, when the snapshot
+    is the interval just before, this interval's value matching the register difference within
+    1 Wh (rule 8; across a gap the intervals in between are not at hand, so nothing is summed)."""
     previous, current = ctx.previous_registers, reading.register_values()
     if previous is None or not current or previous.interval_start >= reading.interval_start:
         return None, set()
@@ -412,7 +408,7 @@ def _registers(
         return None, {Flag.REGISTER_BASELINE_RESET}
     flags: set[str] = set()
     intervals = (reading.interval_end - previous.interval_end) // reading.duration
-    complete = ctx.intervals_between == intervals - 1  # every interval in between is stored
+    adjacent = intervals == 1
     for channel, before in previous.values().items():
         if channel not in current:
             continue
@@ -428,11 +424,10 @@ def _registers(
                 return Rejection(Rule.REGISTER, Reject.REGISTER_DECREASED, message), flags
             else:
                 continue
-        if cfg.on(Rule.REGISTER_SUM) and complete:
-            summed = ctx.energy_between.get(channel, 0) + values[channel]
-            if abs(delta - summed) > cfg.register_tolerance_wh * intervals:
-                message = f"{channel} intervals sum to {summed} Wh but {REGISTER_OF[channel]} rose {delta} Wh"
-                return Rejection(Rule.REGISTER_SUM, Reject.REGISTER_SUM_MISMATCH, message), flags
+        mismatch = abs(delta - values[channel]) > cfg.register_tolerance_wh
+        if adjacent and mismatch and cfg.on(Rule.REGISTER_SUM):
+            message = f"{channel} is {values[channel]} Wh but {REGISTER_OF[channel]} rose {delta} Wh"
+            return Rejection(Rule.REGISTER_SUM, Reject.REGISTER_SUM_MISMATCH, message), flags
     return None, flags
 
 

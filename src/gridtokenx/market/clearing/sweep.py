@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from gridtokenx.market.clearing_apportion import ration
-from gridtokenx.market.clearing_book import Side
-from gridtokenx.market.clearing_result import Allocation
+from gridtokenx.market.clearing.apportion import ration
+from gridtokenx.market.clearing.book import Side
+from gridtokenx.market.clearing.result import Allocation
 
 
 def sweep(bids: Side, offers: Side) -> Allocation | None:

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from gridtokenx.readings.bench_cpu import CpuMeter, named_processes_cpu_seconds, process_cpu_seconds
+from gridtokenx.bench.cpu import CpuMeter, named_processes_cpu_seconds, process_cpu_seconds
 
 
 def _burn(seconds: float) -> None:
@@ -32,6 +32,7 @@ def test_a_busy_process_accumulates_cpu_and_a_missing_one_reads_none() -> None:
     assert process_cpu_seconds(child.pid) is None  # reaped: nothing left to read
 
 
+@pytest.mark.postgres
 def test_the_postgres_processes_are_found_by_name() -> None:
     used = named_processes_cpu_seconds("postgres")
     assert used is not None and used > 0  # the test database server has done work already

@@ -14,7 +14,7 @@ from typing import NoReturn
 
 import numpy as np
 
-from gridtokenx.market.clearing_model import Order
+from gridtokenx.market.clearing.model import Order
 
 INT64_BOUND = 2**63
 """Quantities, prices and each side's total quantity must lie strictly inside ±2**63 (int64 columns)."""

@@ -11,7 +11,7 @@ must equal the readings sent.
 
 Each figure is printed beside this machine's Ed25519 ceiling measured in the same run: a PyNaCl
 verify loop on every core, with nothing else to do. The ratio is the figure that matters. Beside
-the pipeline, the bare path (`bench_bare`: decode, verify, one insert per batch, nothing else) is
+the pipeline, the bare path (`ingest_bare`: decode, verify, one insert per batch, nothing else) is
 timed the same way on PostgreSQL: the shape of the prototype the target was set from, so the run
 shows how much of the ceiling is left on this machine for everything ingest must do. The
 ceiling is measured right before and right after the timed part and the mean is used: on a shared
@@ -74,6 +74,8 @@ from sqlalchemy.engine import make_url
 from gridtokenx.accounts import service as accounts
 from gridtokenx.accounts.models import Role
 from gridtokenx.accounts.schemas import RegisterRequest
+from gridtokenx.bench.cpu import CpuMeter, CpuSplit
+from gridtokenx.bench.ingest_bare import BARE_TABLE, CREATE_BARE_TABLE, asyncpg_dsn
 from gridtokenx.core.db import Database
 from gridtokenx.core.migrate import upgrade
 from gridtokenx.core.security import hash_password
@@ -81,8 +83,6 @@ from gridtokenx.core.settings import load_settings
 from gridtokenx.core.types import utc_from_epoch, utcnow
 from gridtokenx.meters import service as meters
 from gridtokenx.meters.models import Meter, MeterStatus, MeterType
-from gridtokenx.readings.bench_bare import BARE_TABLE, CREATE_BARE_TABLE, asyncpg_dsn
-from gridtokenx.readings.bench_cpu import CpuMeter, CpuSplit
 from gridtokenx.readings.envelope import NativeReading, encode_batch, signing_message
 from gridtokenx.readings.models import MeterIngestState, MeterReading
 from gridtokenx.readings.pipeline import history_only_state
@@ -103,7 +103,7 @@ ATTEMPTS = 5  # a batch refused with 5xx (e.g. SQLite busy) is resent; retries a
 SERVER_START_TIMEOUT_S = 60.0
 OWNER_EMAIL = "bench-owner@example.com"
 PIPELINE_APP = "gridtokenx.app:create_server_app"
-BARE_APP = "gridtokenx.readings.bench_bare:create_app"
+BARE_APP = "gridtokenx.bench.ingest_bare:create_app"
 
 
 # --- the verify ceiling ------------------------------------------------------------------------
@@ -642,7 +642,7 @@ class ScenarioResult:
     cpu: CpuSplit | None = None
     timed_readings: int = 0
     ceiling_drift: float = 0.0  # |after - before| / mean of the two ceiling measurements
-    path: str = "pipeline"  # or "bare": decode, verify, insert only (see `bench_bare`)
+    path: str = "pipeline"  # or "bare": decode, verify, insert only (see `ingest_bare`)
 
     @property
     def ratio(self) -> float:
@@ -761,7 +761,7 @@ def run(
 
     `pg_url` is an admin URL of the PostgreSQL server in which a scratch database is created
     (default: postgres@127.0.0.1:5432). `connections` is the number of batches in flight per server.
-    `bare` adds the bare path (decode, verify, insert: `bench_bare`) on PostgreSQL with the most
+    `bare` adds the bare path (decode, verify, insert: `ingest_bare`) on PostgreSQL with the most
     processes asked for, the shape the target was set from, measured in the same run.
     """
     console = console or Console()

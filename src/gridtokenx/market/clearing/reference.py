@@ -13,11 +13,11 @@ from fractions import Fraction
 
 import numpy as np
 
-from gridtokenx.market.clearing import solve
-from gridtokenx.market.clearing_apportion import ration
-from gridtokenx.market.clearing_book import Side
-from gridtokenx.market.clearing_model import ClearingResult, Order
-from gridtokenx.market.clearing_result import Allocation
+from gridtokenx.market.clearing.apportion import ration
+from gridtokenx.market.clearing.book import Side
+from gridtokenx.market.clearing.engine import solve
+from gridtokenx.market.clearing.model import ClearingResult, Order
+from gridtokenx.market.clearing.result import Allocation
 
 
 def clear_reference(

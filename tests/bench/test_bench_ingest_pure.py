@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from gridtokenx.readings.bench_pure import bench_parse_verify
+from gridtokenx.bench.ingest_pure import bench_parse_verify
 
 
 def test_bench_parse_verify_reports_each_stage() -> None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from gridtokenx.market.clearing_book import Side
+from gridtokenx.market.clearing.book import Side
 
 
 def self_trade_cancellations(bids: Side, offers: Side) -> dict[str, int]:

@@ -1,14 +1,15 @@
-"""A small Solana JSON-RPC server backed by LiteSVM, on real HTTP at 127.0.0.1, with fault injection.
+"""A local stand-in for a Solana cluster: a JSON-RPC server over HTTP backed by LiteSVM.
 
-No validator runs on the build machines, so the RPC backend is tested against this server. It
-behaves like a cluster where it matters for idempotent sending:
+`gridtokenx ledger serve-rpc` runs it so the RPC backend (and anything else that speaks Solana
+JSON-RPC) can be exercised without a validator; the tests start it in process. It behaves like a
+cluster where it matters for idempotent sending:
 - blocks advance with time (`block_time`); each block has a new blockhash, valid for 150 blocks;
 - sendTransaction runs preflight (simulation) and answers -32002 with the error and the logs,
   including BlockhashNotFound for expired blockhashes and AlreadyProcessed for duplicates;
 - statuses move from processed to confirmed (next block) to finalized (32 blocks later), and
   after 300 blocks are only returned with searchTransactionHistory.
-Faults are queued per method and consumed one per request (`server.faults.add(...)`).
-Reused by other domains' tests and by the ledger benchmark.
+Its state lives in memory and ends with the process. Faults are queued per method and consumed
+one per request (`server.faults.add(...)`), so clients can be tried against a misbehaving node.
 """
 
 from __future__ import annotations
@@ -105,8 +106,16 @@ def _account_json(account: Account) -> dict[str, Any]:
 
 
 class LiteSvmRpcServer:
-    def __init__(self, *, block_time: float = 0.02, timeout_hold: float = 1.0) -> None:
+    def __init__(
+        self,
+        *,
+        block_time: float = 0.02,
+        timeout_hold: float = 1.0,
+        host: str = "127.0.0.1",
+        port: int = 0,
+    ) -> None:
         self.block_time = block_time
+        self.address = (host, port)
         self.timeout_hold = timeout_hold
         self.faults = FaultPlan()
         self.lock = threading.RLock()
@@ -140,7 +149,7 @@ class LiteSvmRpcServer:
         class Handler(_Handler):
             rpc = server
 
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._httpd = ThreadingHTTPServer(self.address, Handler)
         self._httpd.daemon_threads = True
         threading.Thread(
             target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, name="litesvm-rpc", daemon=True
@@ -189,10 +198,6 @@ class LiteSvmRpcServer:
         self.advance(BLOCKHASH_WINDOW + 1)
 
     # ---- helpers for tests -----------------------------------------------------------------------
-    def token_amount(self, address: Pubkey) -> int:
-        with self.lock:
-            return parse_token_account(address, self.svm.get_account(address)).amount
-
     def supply(self, mint: Pubkey) -> int:
         with self.lock:
             return parse_mint(mint, self.svm.get_account(mint)).supply

@@ -40,12 +40,12 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from fractions import Fraction
 
-from gridtokenx.market.clearing_book import Side, read_book, read_k
-from gridtokenx.market.clearing_model import Certificate, ClearingResult, Order
-from gridtokenx.market.clearing_result import Allocation, assemble
-from gridtokenx.market.clearing_selftrade import market_side, self_trade_cancellations
-from gridtokenx.market.clearing_sweep import sweep
-from gridtokenx.market.clearing_verify import verify
+from gridtokenx.market.clearing.book import Side, read_book, read_k
+from gridtokenx.market.clearing.model import Certificate, ClearingResult, Order
+from gridtokenx.market.clearing.result import Allocation, assemble
+from gridtokenx.market.clearing.selftrade import market_side, self_trade_cancellations
+from gridtokenx.market.clearing.sweep import sweep
+from gridtokenx.market.clearing.verification import verify
 
 __all__ = ["Certificate", "ClearingResult", "Order", "clear", "verify"]
 

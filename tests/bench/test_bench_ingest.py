@@ -12,8 +12,7 @@ import msgspec
 import pytest
 from rich.console import Console
 
-from gridtokenx.readings.bench_bare import CREATE_BARE_TABLE, BareIngest
-from gridtokenx.readings.bench_ingest import (
+from gridtokenx.bench.ingest import (
     BENCH_NETWORK,
     INTERVAL_S,
     _count_bare_rows,
@@ -24,6 +23,7 @@ from gridtokenx.readings.bench_ingest import (
     _seed,
     run,
 )
+from gridtokenx.bench.ingest_bare import CREATE_BARE_TABLE, BareIngest
 from gridtokenx.readings.envelope import encode_batch
 from gridtokenx.readings.errors import ReadingError
 from gridtokenx.readings.signing import sign_reading
@@ -78,6 +78,7 @@ def test_bench_ingest_refuses_an_impossible_plan() -> None:
         run(readings=1000, batch=1000, meters=1000, history_days=-1, backends=())
 
 
+@pytest.mark.postgres
 def test_bench_ingest_times_the_bare_path_beside_the_pipeline() -> None:
     """The bare path (decode, verify, one insert per batch) runs in its own servers on PostgreSQL
     with the most processes asked for, stores each verified reading once, and is printed beside
@@ -108,6 +109,7 @@ def test_bench_ingest_times_the_bare_path_beside_the_pipeline() -> None:
     assert f"{bare.ratio:.0%} of the verify ceiling" in text
 
 
+@pytest.mark.postgres
 def test_bare_path_refuses_what_does_not_verify(tmp_path: Path) -> None:
     """The bare path is only a fair baseline if it verifies for real: a forged signature and an
     unknown device are refused, a resend is a duplicate, and only the good reading is stored."""

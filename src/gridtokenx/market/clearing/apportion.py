@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from gridtokenx.market.clearing_book import INT64_BOUND
+from gridtokenx.market.clearing.book import INT64_BOUND
 
 
 def apportion(

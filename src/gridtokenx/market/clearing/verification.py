@@ -19,12 +19,12 @@ from typing import cast
 
 import numpy as np
 
-from gridtokenx.market.clearing_apportion import is_apportioned
-from gridtokenx.market.clearing_book import INT64_BOUND, Side, read_book
-from gridtokenx.market.clearing_merkle import leaf_hashes, merkle_root
-from gridtokenx.market.clearing_model import Certificate, ClearingResult, Order
-from gridtokenx.market.clearing_result import WH_PER_KWH, money_total
-from gridtokenx.market.clearing_selftrade import cancellations_are_valid, market_side
+from gridtokenx.market.clearing.apportion import is_apportioned
+from gridtokenx.market.clearing.book import INT64_BOUND, Side, read_book
+from gridtokenx.market.clearing.merkle import leaf_hashes, merkle_root
+from gridtokenx.market.clearing.model import Certificate, ClearingResult, Order
+from gridtokenx.market.clearing.result import WH_PER_KWH, money_total
+from gridtokenx.market.clearing.selftrade import cancellations_are_valid, market_side
 
 
 def verify(

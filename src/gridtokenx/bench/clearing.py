@@ -19,7 +19,7 @@ from rich.progress import Progress
 from rich.table import Table
 
 from gridtokenx.market.clearing import Order, clear, verify
-from gridtokenx.market.clearing_reference import clear_reference
+from gridtokenx.market.clearing.reference import clear_reference
 
 DEFAULT_SIZES = [1_000, 10_000, 100_000, 1_000_000]
 TARGET_SECONDS = {10_000: 0.030, 100_000: 0.5, 1_000_000: 5.0}

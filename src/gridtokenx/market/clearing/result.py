@@ -11,10 +11,10 @@ from itertools import chain, repeat
 
 import numpy as np
 
-from gridtokenx.market.clearing_apportion import apportion
-from gridtokenx.market.clearing_book import Side
-from gridtokenx.market.clearing_merkle import DIGEST, leaf_hashes, merkle_root
-from gridtokenx.market.clearing_model import Certificate, ClearingResult
+from gridtokenx.market.clearing.apportion import apportion
+from gridtokenx.market.clearing.book import Side
+from gridtokenx.market.clearing.merkle import DIGEST, leaf_hashes, merkle_root
+from gridtokenx.market.clearing.model import Certificate, ClearingResult
 
 WH_PER_KWH = 1000
 
