@@ -13,10 +13,12 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
 from gridtokenx import __version__
+from gridtokenx.accounts.deps import AdminUser
 from gridtokenx.core.context import AppContext
 from gridtokenx.core.deps import Ctx
 from gridtokenx.core.domain import BackgroundService
 from gridtokenx.core.errors import install_error_handlers
+from gridtokenx.core.lease import holders
 from gridtokenx.core.logging import configure_logging
 from gridtokenx.core.metrics import REGISTRY
 from gridtokenx.core.middleware import BodyLimitMiddleware, RateLimitMiddleware, RequestContextMiddleware
@@ -105,6 +107,14 @@ def _add_operational_routes(app: FastAPI) -> None:
             {"status": "ok" if healthy else "degraded", "version": __version__, "database": database},
             status_code=200 if healthy else 503,
         )
+
+    @app.get("/api/admin/leases", tags=["ops"], responses={401: {}, 403: {}})
+    async def leases(ctx: Ctx, _admin: AdminUser) -> list[dict[str, str | int]]:
+        """Who holds each background duty, and until when (a dead holder's lease just expires)."""
+        return [
+            {"name": s.name, "holder": s.holder, "token": s.token, "expires_at": s.expires_at.isoformat()}
+            for s in await holders(ctx.db)
+        ]
 
     @app.get("/metrics", tags=["ops"], response_class=Response)
     async def metrics() -> Response:

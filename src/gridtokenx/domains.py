@@ -9,8 +9,9 @@ from gridtokenx.ledger.domain import domain as ledger
 from gridtokenx.meters.domain import domain as meters
 from gridtokenx.readings.domain import domain as readings
 from gridtokenx.wallets.domain import domain as wallets
+from gridtokenx.web.domain import domain as web
 
-DOMAINS: tuple[Domain, ...] = (ledger, accounts, wallets, meters, readings)
+DOMAINS: tuple[Domain, ...] = (ledger, accounts, wallets, meters, readings, web)
 """In start order: the ledger first, since later domains' background work uses it."""
 
 

@@ -5,8 +5,12 @@ from __future__ import annotations
 import asyncio
 from datetime import timedelta
 
+import httpx
+
+from gridtokenx.core.context import AppContext
 from gridtokenx.core.db import Database
 from gridtokenx.core.lease import LeasedDuty, holders, release, try_acquire
+from tests.helpers import admin_token, bearer, user_token
 
 TTL = timedelta(seconds=30)
 
@@ -61,3 +65,13 @@ async def test_leased_duty_runs_only_while_held(database: Database) -> None:
         await asyncio.sleep(0.1)
     await second.stop()
     assert rounds[-1] == ("second", 2)
+
+
+async def test_admins_see_the_lease_holders(client: httpx.AsyncClient, ctx: AppContext) -> None:
+    await try_acquire(ctx.db, "mint", "gateway-1:42", TTL)
+    admin = await admin_token(client, ctx)
+    listed = await client.get("/api/admin/leases", headers=bearer(admin))
+    assert listed.status_code == 200
+    assert [(r["name"], r["holder"], r["token"]) for r in listed.json()] == [("mint", "gateway-1:42", 1)]
+    someone = await user_token(client, ctx, "someone@example.com")
+    assert (await client.get("/api/admin/leases", headers=bearer(someone))).status_code == 403

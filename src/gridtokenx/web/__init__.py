@@ -1,1 +1,1 @@
-"""web domain."""
+"""The web dashboard: static assets served by the app itself, working offline."""
