@@ -121,7 +121,8 @@ class RegisterSnapshot(msgspec.Struct, frozen=True):
 
 class VeeContext(msgspec.Struct, frozen=True, kw_only=True):
     """Everything `evaluate` needs to know beyond the reading itself; the service looks these up.
-    (A frozen msgspec Struct: one is built per reading, ~5x cheaper than a frozen dataclass.)
+    (A frozen msgspec Struct, as `Reading` is: one is built per reading; see
+    docs/decisions/2026-11-23-reading-as-msgspec-struct.md.)
 
     Times are UTC epoch seconds, energy integer Wh. Mappings keyed by quantity use the names in
     `reading.CHANNELS` (`import_wh`, `export_wh`, `generation_wh`, `consumption_wh`).
