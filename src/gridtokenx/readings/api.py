@@ -17,6 +17,7 @@ from gridtokenx.core.deps import Ctx, DbSession
 from gridtokenx.core.errors import ApiError
 from gridtokenx.core.types import utcnow
 from gridtokenx.core.units import wh_to_kwh
+from gridtokenx.core.wire import UtcDatetime
 from gridtokenx.meters.service import owned_meter
 from gridtokenx.readings import legacy, service
 from gridtokenx.readings.envelope import NativeReading, decode_batch, decode_reading, to_reading
@@ -283,6 +284,8 @@ async def submit_batch(request: Request, principal: Writer, ctx: Ctx, pipeline: 
         ) from None
     except msgspec.DecodeError:
         raise ApiError("request body is not valid JSON", code="MALFORMED_JSON", status_code=400) from None
+    except RecursionError:
+        raise ApiError("the body nests JSON too deep", code="JSON_TOO_DEEP", status_code=400) from None
     if len(envelope.readings) > ctx.settings.batch_max_size:
         message = f"{len(envelope.readings)} items; at most {ctx.settings.batch_max_size}"
         raise ApiError(message, code="BATCH_TOO_LARGE", status_code=413)
@@ -326,8 +329,9 @@ def _now_epoch() -> int:
 
 # --- queries ----------------------------------------------------------------------------------
 
-From = Annotated[datetime | None, Query(alias="from")]
-To = Annotated[datetime | None, Query(alias="to")]
+# with a UTC offset, inside the calendar (see `core.wire`): a naive time is refused, not guessed
+From = Annotated[UtcDatetime | None, Query(alias="from")]
+To = Annotated[UtcDatetime | None, Query(alias="to")]
 
 
 @router.get("/api/meters/stats", tags=["readings"], responses=ERRORS)

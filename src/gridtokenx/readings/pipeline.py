@@ -407,6 +407,7 @@ class _Batch:
         self.existing: dict[Key, Existing] = {}
         self.meter_ids: dict[str, uuid.UUID] = {}
         self.latest: dict[uuid.UUID, datetime | None] = {}  # each meter's latest stored interval, at start
+        self.stored_trust: dict[tuple[uuid.UUID, int, int], Trust] = {}  # of the measured versions known
         self.now = int(utcnow().timestamp())
 
     async def run(self) -> list[ItemResult]:
@@ -435,6 +436,7 @@ class _Batch:
                 base,
                 replay=state.replay,
                 stored=stored.get(key),
+                stored_trust=self.stored_trust.get(key),
                 previous_registers=state.registers(base.interval_s),
                 same_slot_median=medians.get(key, no_medians),
                 recent_values=state.recent,
@@ -442,12 +444,14 @@ class _Batch:
             outcome = vee.evaluate(reading, ctx, self.p.vee_config)
             if outcome.rejection is not None:
                 rejection = outcome.rejection
-                self.results[index] = _reject(index, rejection.code.value, rejection.message)
+                status = _VEE_STATUS.get(rejection.code, 422)
+                self.results[index] = _reject(index, rejection.code.value, rejection.message, status)
                 continue
             state.replay = outcome.next_replay
             if outcome.write is vee.WriteAction.NOOP:
                 continue  # decided by the store below, which also yields the stored id
             stored[key] = reading.stored_values()
+            self.stored_trust[key] = reading.trust
             to_store.append((index, reading, outcome))
             state.remember(reading)
         storing = {index for index, _, _ in to_store}
@@ -529,7 +533,8 @@ class _Batch:
         for start in range(0, len(jobs), VERIFY_SLICE):
             if start:
                 await asyncio.sleep(0)  # let other requests run between slices
-            verdicts.extend(_verdict(*job[1:]) for job in jobs[start : start + VERIFY_SLICE])
+            received = utcnow()
+            verdicts.extend(_verdict(*job[1:], received) for job in jobs[start : start + VERIFY_SLICE])
         kept = []
         used: set[uuid.UUID] = set()
         for (index, reading, _moment, _candidates), (verdict, key) in zip(jobs, verdicts, strict=True):
@@ -608,11 +613,13 @@ class _Batch:
             if (last := latest[meter_id]) is None or r.interval_start <= last
         }
         self.existing = await load_existing(self.session, list(keys))
-        return {
-            (key[0], key[1], int(key[2].timestamp())): found.values
+        measured = {
+            (key[0], key[1], int(key[2].timestamp())): found
             for key, found in self.existing.items()
             if found.trust != Trust.ESTIMATED
         }
+        self.stored_trust = {key: Trust(found.trust) for key, found in measured.items()}
+        return {key: found.values for key, found in measured.items()}
 
     async def _medians(
         self, readings: list[tuple[int, Reading]], states: dict[uuid.UUID, _MeterState]
@@ -754,19 +761,22 @@ class _Batch:
                 self.outbox.add("MeterReadingVerified", **data, mintable_wh=result.mintable_wh)
 
 
+_VEE_STATUS = {vee.Reject.TRUST_DOWNGRADE: 409}  # VEE rejections other than 422
+
 _SIGNATURE_FAILURES = {
     "missing": ("SIGNATURE_MISSING", "a device signature is required"),
     "unknown_key": ("DEVICE_KEY_UNKNOWN", "no provisioned key of this meter matches key_id"),
-    "revoked": ("DEVICE_KEY_REVOKED", "the signing key was revoked before this reading was taken"),
+    "revoked": ("DEVICE_KEY_REVOKED", "the signing key was revoked before this reading arrived"),
     "expired": ("DEVICE_KEY_EXPIRED", "the signing key was rotated out before this reading was taken"),
     "invalid": ("SIGNATURE_INVALID", "the signature does not verify"),
 }
 
 
 def _verdict(
-    reading: Reading, moment: datetime, candidates: list[tuple[KeyFacts, VerifyKey]]
+    reading: Reading, moment: datetime, candidates: list[tuple[KeyFacts, VerifyKey]], received: datetime
 ) -> tuple[str, KeyFacts | None]:
-    """Which candidate key signed `reading` and whether it was valid at `moment`."""
+    """Which candidate key signed `reading` and whether it was valid at `moment` (the time the
+    reading claims) when `received`."""
     if reading.signature is None:
         return ("missing", None)
     if not candidates:
@@ -780,7 +790,7 @@ def _verdict(
                 break
         else:
             continue
-        if key_covers(key, moment):
+        if key_covers(key, moment, received):
             return ("signed", key)
         verdict = ("revoked", None) if key.status == KeyStatus.REVOKED else ("expired", None)
     return verdict

@@ -50,7 +50,7 @@ class Rule(StrEnum):
     NEGATIVE = "negative"  # no negative energy or register
     CEILING = "ceiling"  # no quantity above the per-reading maximum
     CAPACITY = "capacity"  # generation/export within nameplate x interval x margin
-    DUPLICATE = "duplicate"  # identical resend = no-op, changed value = new version
+    DUPLICATE = "duplicate"  # identical resend = no-op, changed value = new version of no lower trust
     ENVELOPE = "envelope"  # a signed message's created/expires window
     REPLAY = "replay"  # seq inside the anti-replay window, never seen before
     REGISTER = "register"  # cumulative registers never decrease (rollover, replacement handled)
@@ -79,6 +79,7 @@ class Reject(StrEnum):
     SEQ_TOO_OLD = "SEQ_TOO_OLD"
     REGISTER_DECREASED = "REGISTER_DECREASED"
     REGISTER_SUM_MISMATCH = "REGISTER_SUM_MISMATCH"
+    TRUST_DOWNGRADE = "TRUST_DOWNGRADE"
 
 
 class WriteAction(StrEnum):
@@ -136,6 +137,7 @@ class VeeContext(msgspec.Struct, frozen=True, kw_only=True):
     replay: ReplayWindow | None = None  # the device's seq window; None before its first seq
     # what is stored for this (meter, channel, interval), in `Reading.stored_values()` shape; None if nothing
     stored: Mapping[str, int | None] | None = None
+    stored_trust: Trust | None = None  # the trust of that stored version
     previous_registers: RegisterSnapshot | None = None  # the nearest earlier interval that has registers
     # sum of stored import/export values strictly between that snapshot and this reading, and how
     # many stored intervals that sum covers (the sum check runs only when none is missing)
@@ -246,6 +248,8 @@ def evaluate(reading: Reading, ctx: VeeContext, cfg: VeeConfig | None = None) ->
         write, changed = classify_duplicate(reading, ctx.stored)
         if write is WriteAction.NOOP:
             return VeeOutcome(flags=reading.flags, write=write, next_replay=ctx.replay)
+        if (rejection := _trust_downgrade(reading, ctx)) is not None:
+            return VeeOutcome(rejection=rejection)
 
     if envelope_on and (rejection := _envelope(reading, ctx, cfg)) is not None:
         return VeeOutcome(rejection=rejection)
@@ -288,6 +292,19 @@ def classify_duplicate(
         return WriteAction.INSERT, ()
     changed = tuple(name for name, value in reading.stored_values().items() if stored.get(name) != value)
     return (WriteAction.NEW_VERSION, changed) if changed else (WriteAction.NOOP, ())
+
+
+TRUST_RANK = {Trust.ESTIMATED: 0, Trust.GATEWAY_ATTESTED: 1, Trust.DEVICE_SIGNED: 2}
+
+
+def _trust_downgrade(reading: Reading, ctx: VeeContext) -> Rejection | None:
+    """A reading never replaces one of higher trust: a gateway-attested (unsigned) submission
+    cannot revise what a device signed; the signed values stay."""
+    stored = ctx.stored_trust
+    if stored is None or TRUST_RANK[reading.trust] >= TRUST_RANK[stored]:
+        return None
+    message = f"a {reading.trust} reading cannot replace the stored {stored} one"
+    return Rejection(Rule.DUPLICATE, Reject.TRUST_DOWNGRADE, message)
 
 
 def _trust_mintable(trust: Trust, ctx: VeeContext) -> bool:
