@@ -52,6 +52,7 @@ from gridtokenx.readings.reading import (
     GENERATION,
     IMPORT,
     IMPORT_REGISTER,
+    Flag,
     Reading,
     Source,
     Trust,
@@ -71,6 +72,7 @@ from gridtokenx.readings.store import (
     load_existing,
     store_readings,
 )
+from gridtokenx.readings.ticks import insert_ticks, is_tick, load_ticks
 
 VERIFY_SLICE = 64  # signatures verified between two yields to the event loop (~5 ms)
 RECENT_KEEP = 4
@@ -408,6 +410,7 @@ class _Batch:
         self.meter_ids: dict[str, uuid.UUID] = {}
         self.latest: dict[uuid.UUID, datetime | None] = {}  # each meter's latest stored interval, at start
         self.stored_trust: dict[tuple[uuid.UUID, int, int], Trust] = {}  # of the measured versions known
+        self.pending_duplicates: dict[int, Reading] = {}  # resent ticks, as their stored interval
         self.now = int(utcnow().timestamp())
 
     async def run(self) -> list[ItemResult]:
@@ -423,6 +426,11 @@ class _Batch:
         attested_ok = self._attested_policy(meters, keys)
         contexts = self._meter_contexts(meters, attested_ok)
 
+        ticks = await load_ticks(
+            self.session, {(meter_ids[r.meter_serial], r.interval_start) for _, r in readings if is_tick(r)}
+        )
+        new_ticks: list[tuple[uuid.UUID, Reading]] = []
+
         to_store: list[tuple[int, Reading, vee.VeeOutcome]] = []
         no_medians: dict[str, int] = {}
         for index, reading in sorted(
@@ -431,6 +439,21 @@ class _Batch:
             meter_id = meter_ids[reading.meter_serial]
             state = states[meter_id]
             key = (meter_id, reading.channel, reading.interval_start)
+            tick, interval = None, None
+            if is_tick(reading):
+                # a compatibility reading is one instant's delta: judge its interval's new sum
+                tick, interval = reading, ticks[(meter_id, reading.interval_start)]
+                verdict = interval.verdict(tick)
+                if verdict == "conflict":
+                    message = "another reading of this meter at this instant is already stored"
+                    self.results[index] = _reject(index, "TICK_CONFLICT", message, 409)
+                    continue
+                if verdict == "duplicate" and (known := stored.get(key)) is not None:
+                    # an identical resend: acknowledged as the stored interval, nothing written
+                    trust = self.stored_trust.get(key, tick.trust)
+                    self.pending_duplicates[index] = replace(tick, trust=trust, **known)
+                    continue
+                reading = interval.total(tick, including=verdict == "new")
             base = contexts[reading.meter_serial]
             ctx = replace(
                 base,
@@ -448,6 +471,10 @@ class _Batch:
                 self.results[index] = _reject(index, rejection.code.value, rejection.message, status)
                 continue
             state.replay = outcome.next_replay
+            if tick is not None and interval is not None:
+                interval.accept(tick)
+                new_ticks.append((meter_id, tick))
+                outcome = replace(outcome, flags=outcome.flags - {Flag.REVISED})  # a sum, not an edit
             if outcome.write is vee.WriteAction.NOOP:
                 continue  # decided by the store below, which also yields the stored id
             stored[key] = reading.stored_values()
@@ -455,7 +482,12 @@ class _Batch:
             to_store.append((index, reading, outcome))
             state.remember(reading)
         storing = {index for index, _, _ in to_store}
-        duplicates = [(i, r) for i, r in readings if self.results[i] is None and i not in storing]
+        duplicates = [
+            (i, self.pending_duplicates.get(i, r))
+            for i, r in readings
+            if self.results[i] is None and i not in storing
+        ]
+        await insert_ticks(self.session, new_ticks)
         estimates = self._estimates(to_store, meters, states)
         await self._store(to_store, duplicates, estimates, meters)
         await self._save_states(states)
