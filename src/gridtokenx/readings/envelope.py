@@ -126,6 +126,17 @@ def _members(reading: NativeReading) -> int:
     )
 
 
+def native_schema() -> dict[str, Any]:
+    """The JSON schema of one native reading (the OpenAPI document's request body), with the
+    character rules that `_check_patterns` applies."""
+    schema = msgspec.json.schema(NativeReading)["$defs"]["NativeReading"]
+    for name, pattern in _PATTERNS.items():
+        schema["properties"][name]["pattern"] = f"^{pattern}$"
+    schema["additionalProperties"] = False
+    schema["required"] = sorted({*schema.get("required", ()), "sig"})
+    return dict(schema)
+
+
 def canonical_json(reading: NativeReading) -> bytes:
     """RFC 8785 (JCS) bytes of every field except `sig`: sorted keys, no whitespace, integers only.
 
