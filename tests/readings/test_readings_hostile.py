@@ -268,3 +268,18 @@ def test_decoders_refuse_depth_and_range_per_item() -> None:
     )
     assert isinstance(results[0], ReadingError) and results[0].code is ErrorCode.TIMESTAMP_OUT_OF_RANGE
     assert not isinstance(results[1], ReadingError)
+
+
+def test_mqtt_verdicts_refuse_the_same_way() -> None:
+    from gridtokenx.readings.mqtt import parse_payload
+
+    deep = parse_payload(DEEP, "gridtokenx-test", 100)
+    assert len(deep) == 1 and isinstance(deep[0], ReadingError) and deep[0].code is ErrorCode.JSON_TOO_DEEP
+    body = (
+        b'{"consumption_wh":1,"created":9007199254740991,"device_id":"M","duration":900,"expires":1,'
+        b'"export_wh":1,"firmware":"1","generation_wh":1,"import_wh":0,"interval_start":0,'
+        b'"key_id":"0123456789abcdef","quality":0,"seq":1,"sig":"' + b"0" * 128 + b'"}'
+    )
+    items = parse_payload(b"[" + body + b"]", "gridtokenx-test", 100)
+    assert isinstance(items[0], ReadingError) and items[0].code is ErrorCode.TIMESTAMP_OUT_OF_RANGE
+    assert items[0].path == "$[0].created"
