@@ -30,7 +30,7 @@ from tests.live import live_server
 SERIAL = "FUZZ-001"
 INTERVAL = 900
 EXAMPLES = settings(
-    max_examples=20,
+    max_examples=15,
     deadline=None,
     database=None,
     derandomize=True,

@@ -3,15 +3,20 @@ nothing that arrives after its revocation."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import uuid
+from datetime import UTC, datetime, timedelta
 
 import httpx
+from sqlalchemy import select
 
 from gridtokenx.core.context import AppContext
+from gridtokenx.core.db import Database
+from gridtokenx.readings.models import MeterReading
 from gridtokenx.readings.reading import Reading, Source, Trust
+from gridtokenx.readings.store import NewReading, StoreStatus, store_readings
 from gridtokenx.readings.vee import Reject, VeeContext, WriteAction, evaluate
 from tests.helpers import bearer, error_code
-from tests.readings.ingest_helpers import INTERVAL, aligned_now, make_device
+from tests.readings.ingest_helpers import INTERVAL, added_meter, aligned_now, make_device
 
 
 def _iso(epoch: int) -> str:
@@ -116,3 +121,22 @@ async def test_revoked_key_is_refused_whatever_created_claims_rotation_keeps_ove
     assert stolen_old.status_code == 401 and error_code(stolen_old) == "DEVICE_KEY_REVOKED", stolen_old.text
     page = await client.get(f"/api/meters/{device.meter_id}/readings", headers=bearer(device.owner))
     assert page.json()["total"] == 1
+
+
+async def test_an_estimate_never_replaces_a_measurement(database: Database) -> None:
+    at = datetime(2026, 3, 1, 12, 15, tzinfo=UTC)
+
+    def row(meter_id: uuid.UUID, trust: str, export_wh: int) -> NewReading:
+        source = "estimate" if trust == "estimated" else "native"
+        return NewReading(meter_id, 0, at, 900, trust, source, at, 0, export_wh)
+
+    async with database.session() as session:
+        meter = await added_meter(session, "EST-1", at - timedelta(days=1))
+        [measured] = await store_readings(session, [row(meter.id, "device-signed", 500)])
+        [estimate] = await store_readings(session, [row(meter.id, "estimated", 900)])
+        await session.commit()
+    assert measured.status is StoreStatus.ACCEPTED
+    assert estimate.status is StoreStatus.DUPLICATE and estimate.reading_id == measured.reading_id
+    async with database.session() as session:
+        stored = (await session.execute(select(MeterReading))).scalar_one()
+    assert (stored.trust, stored.export_wh, stored.version) == ("device-signed", 500, 1)
