@@ -23,6 +23,7 @@ from gridtokenx.core.logging import configure_logging
 from gridtokenx.core.metrics import REGISTRY
 from gridtokenx.core.middleware import BodyLimitMiddleware, RateLimitMiddleware, RequestContextMiddleware
 from gridtokenx.core.migrate import upgrade
+from gridtokenx.core.openapi import install_openapi
 from gridtokenx.core.runtime import tune_gc_for_serving
 from gridtokenx.core.settings import Settings, get_settings
 from gridtokenx.domains import DOMAINS, gateway_services, wire
@@ -68,6 +69,7 @@ def create_app(settings: Settings | None = None, *, context: AppContext | None =
         for router in domain.routers:
             app.include_router(router)
     _add_operational_routes(app)
+    install_openapi(app)
 
     app.add_middleware(RateLimitMiddleware, limiter=ctx.limiter, limit=settings.rate_limit_default)
     app.add_middleware(GZipMiddleware, minimum_size=1024, compresslevel=6)

@@ -67,7 +67,7 @@ async def test_revoked_key_refuses_later_readings(client: httpx.AsyncClient, ctx
     )
     assert accepted.status_code == 201
     earlier = int(utcnow().timestamp()) - 5
-    # signed before the revocation, delivered after it
+    # claims to be signed before the revocation (a stolen key can backdate `created`), delivered after it
     signed_in_time = device.signed(before - INTERVAL, created=earlier, expires=earlier + 240)
     revoked = await client.post(
         f"/api/admin/devices/{device.meter_id}/revoke",
@@ -80,7 +80,9 @@ async def test_revoked_key_refuses_later_readings(client: httpx.AsyncClient, ctx
     )
     assert after.status_code == 401 and error_code(after) == "DEVICE_KEY_REVOKED"
     late = await client.post("/api/meters/readings", content=signed_in_time, headers=bearer(device.owner))
-    assert late.status_code == 201, late.text
+    assert late.status_code == 401 and error_code(late) == "DEVICE_KEY_REVOKED", late.text
+    page = await client.get(f"/api/meters/{device.meter_id}/readings", headers=bearer(device.owner))
+    assert page.json()["total"] == 1  # what arrived before the revocation stays
 
 
 async def test_another_users_meter_is_forbidden(client: httpx.AsyncClient, ctx: AppContext) -> None:

@@ -13,6 +13,7 @@ import rfc8785
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from gridtokenx.core.wire import MAX_EPOCH
 from gridtokenx.readings.envelope import (
     MAX_SAFE_INT,
     NativeReading,
@@ -105,7 +106,7 @@ readings_strategy = st.fixed_dictionaries(
     {
         "device_id": st.from_regex(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,63}", fullmatch=True),
         "seq": st.integers(0, MAX_SAFE_INT),
-        "interval_start": st.integers(0, MAX_SAFE_INT),
+        "interval_start": st.integers(0, MAX_EPOCH),
         "duration": st.integers(1, 86_400),
         "import_wh": st.integers(-MAX_SAFE_INT, MAX_SAFE_INT),
         "export_wh": st.integers(-MAX_SAFE_INT, MAX_SAFE_INT),
@@ -113,8 +114,8 @@ readings_strategy = st.fixed_dictionaries(
         "consumption_wh": st.integers(-MAX_SAFE_INT, MAX_SAFE_INT),
         "quality": st.integers(0, 2**32 - 1),
         "firmware": st.from_regex(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,31}", fullmatch=True),
-        "created": st.integers(0, MAX_SAFE_INT),
-        "expires": st.integers(0, MAX_SAFE_INT),
+        "created": st.integers(0, MAX_EPOCH),
+        "expires": st.integers(0, MAX_EPOCH),
     },
     optional={
         "channel": st.integers(0, 32_767),

@@ -28,7 +28,6 @@ from gridtokenx.accounts.schemas import (
     UserPage,
 )
 from gridtokenx.core.deps import ClientIp, Ctx, DbSession
-from gridtokenx.core.types import utcnow
 
 router = APIRouter()
 ERRORS: dict[int | str, dict[str, Any]] = {
@@ -175,14 +174,8 @@ async def admin_get_user(user_id: uuid.UUID, _admin: AdminUser, session: DbSessi
 
 @router.patch("/api/admin/users/{user_id}", tags=["admin"], responses=ERRORS)
 async def admin_update_user(
-    user_id: uuid.UUID, body: AdminUserUpdate, _admin: AdminUser, session: DbSession
+    user_id: uuid.UUID, body: AdminUserUpdate, admin: AdminUser, session: DbSession
 ) -> UserOut:
-    user = await service.get_user(session, user_id)
-    if body.role is not None:
-        user.role = body.role.value
-    if body.is_active is not None:
-        user.is_active = body.is_active
-    if body.email_verified is not None:
-        user.email_verified_at = (user.email_verified_at or utcnow()) if body.email_verified else None
+    user = await service.update_user(session, admin, user_id, body)
     await session.commit()
     return service.user_out(user)

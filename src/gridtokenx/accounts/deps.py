@@ -6,7 +6,8 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from fastapi import Depends, Request
+from fastapi import Depends
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gridtokenx.accounts import service
@@ -28,13 +29,21 @@ class Principal:
         return scope in self.api_key.scopes or f"{area}:*" in self.api_key.scopes
 
 
-def _credential(request: Request) -> str | None:
-    header = request.headers.get("authorization", "")
-    scheme, _, value = header.partition(" ")
-    if scheme.lower() == "bearer" and value.strip():
-        return value.strip()
-    api_key = request.headers.get("x-api-key", "").strip()
-    return api_key or None
+# Declared as security schemes so the OpenAPI document says how to authenticate; either one works
+# (`Authorization: Bearer <JWT or API key>` or `X-API-Key: <API key>`).
+Bearer = Annotated[
+    HTTPAuthorizationCredentials | None,
+    Depends(HTTPBearer(auto_error=False, description="A JWT from /api/auth/login, or an API key")),
+]
+ApiKeyHeader = Annotated[
+    str | None, Depends(APIKeyHeader(name="X-API-Key", auto_error=False, description="An API key"))
+]
+
+
+def _credential(bearer: HTTPAuthorizationCredentials | None, api_key: str | None) -> str | None:
+    if bearer is not None and bearer.credentials.strip():
+        return bearer.credentials.strip()
+    return (api_key or "").strip() or None
 
 
 async def _user_from_jwt(ctx: Ctx, session: AsyncSession, token: str) -> User:
@@ -48,8 +57,8 @@ async def _user_from_jwt(ctx: Ctx, session: AsyncSession, token: str) -> User:
     return user
 
 
-async def get_principal(request: Request, ctx: Ctx, session: DbSession) -> Principal:
-    token = _credential(request)
+async def get_principal(bearer: Bearer, api_key: ApiKeyHeader, ctx: Ctx, session: DbSession) -> Principal:
+    token = _credential(bearer, api_key)
     if token is None:
         raise Unauthorized("authentication required", code="AUTH_REQUIRED")
     if token.count(".") == 2:

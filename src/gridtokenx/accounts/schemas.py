@@ -4,11 +4,20 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    EmailStr,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
 
 from gridtokenx.accounts.models import Role
+from gridtokenx.core.wire import StrictBool, refuse_nulls
 
 Password = Annotated[str, StringConstraints(min_length=8, max_length=128)]
 WalletAddress = Annotated[
@@ -127,9 +136,16 @@ class ApiKeyCreated(ApiKeyOut):
 
 
 class AdminUserUpdate(StrictModel):
+    """Only the fields sent change; none of them may be null (each is a required column)."""
+
     role: Role | None = None
-    is_active: bool | None = None
-    email_verified: bool | None = None
+    is_active: StrictBool | None = None
+    email_verified: StrictBool | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _required_columns(cls, data: Any) -> Any:
+        return refuse_nulls(data, frozenset({"role", "is_active", "email_verified"}))
 
 
 class UserPage(BaseModel):

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from gridtokenx.accounts import rules
 from gridtokenx.accounts.models import ApiKey, EmailVerification, RefreshToken, Role, User, WalletNonce
-from gridtokenx.accounts.schemas import SELF_SERVICE_ROLES, RegisterRequest, UserOut
+from gridtokenx.accounts.schemas import SELF_SERVICE_ROLES, AdminUserUpdate, RegisterRequest, UserOut
 from gridtokenx.core.errors import ApiError, Conflict, Forbidden, NotFound, TooManyRequests, Unauthorized
 from gridtokenx.core.ratelimit import RateLimiter
 from gridtokenx.core.security import JwtCodec, hash_password, new_token, token_digest, verify_password
@@ -322,6 +322,33 @@ async def get_user(session: AsyncSession, user_id: uuid.UUID) -> User:
     user = await session.get(User, user_id)
     if user is None:
         raise NotFound("no such user", code="USER_NOT_FOUND")
+    return user
+
+
+async def update_user(session: AsyncSession, actor: User, user_id: uuid.UUID, req: AdminUserUpdate) -> User:
+    """An admin changes an account. Nobody deactivates their own account (they would lock
+    themselves out mid-request), and the last active admin is never demoted or deactivated: the
+    platform would be left without anyone able to undo it."""
+    user = await get_user(session, user_id)
+    if req.is_active is False and user.id == actor.id:
+        raise Conflict("you cannot deactivate your own account", code="CANNOT_DEACTIVATE_SELF")
+    stays_admin = (req.role in (None, Role.ADMIN)) and req.is_active is not False
+    if user.role == Role.ADMIN.value and user.is_active and not stays_admin:
+        # locked on PostgreSQL, so two admins demoting each other at once cannot both pass
+        others = await session.scalars(
+            select(User.id)
+            .where(User.role == Role.ADMIN.value, User.is_active.is_(True), User.id != user.id)
+            .with_for_update()
+        )
+        if not others.first():
+            raise Conflict("the last active admin cannot be demoted or deactivated", code="LAST_ADMIN")
+    if req.role is not None:
+        user.role = req.role.value
+    if req.is_active is not None:
+        user.is_active = req.is_active
+    if req.email_verified is not None:
+        user.email_verified_at = (user.email_verified_at or utcnow()) if req.email_verified else None
+    await session.flush()
     return user
 
 

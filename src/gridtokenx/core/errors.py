@@ -107,6 +107,16 @@ _HTTP_CODES = {
 }
 
 
+# Validation failures that have a code of their own (the first such failure names the response's
+# code; see `core.wire` for the types that raise them).
+VALIDATION_CODES = {
+    "timezone_aware": "DATETIME_OFFSET_REQUIRED",
+    "datetime_out_of_range": "DATETIME_OUT_OF_RANGE",
+    "bool_type": "NOT_A_BOOLEAN",
+    "null_not_allowed": "NULL_NOT_ALLOWED",
+}
+
+
 def _field_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
     fields = []
     for err in exc.errors():
@@ -123,6 +133,8 @@ async def _api_error(_request: Request, exc: Exception) -> JSONResponse:
 async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     code = _HTTP_CODES.get(exc.status_code, "HTTP_ERROR")
+    if isinstance(exc.__cause__, RecursionError):  # FastAPI's body parsing hit the recursion limit
+        return error_response(400, "JSON_TOO_DEEP", "the body nests JSON deeper than any real request")
     message = exc.detail if isinstance(exc.detail, str) else code.replace("_", " ").lower()
     return error_response(exc.status_code, code, message, None, getattr(exc, "headers", None))
 
@@ -132,7 +144,8 @@ async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
     fields = _field_errors(exc)
     if any(f["type"] == "json_invalid" for f in fields):
         return error_response(400, "MALFORMED_JSON", "request body is not valid JSON", fields)
-    return error_response(422, "VALIDATION_ERROR", "request failed validation", fields)
+    code = next((VALIDATION_CODES[f["type"]] for f in fields if f["type"] in VALIDATION_CODES), None)
+    return error_response(422, code or "VALIDATION_ERROR", "request failed validation", fields)
 
 
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

@@ -50,16 +50,21 @@ class KeyValidity(Protocol):
     def revoked_at(self) -> datetime | None: ...
 
 
-def key_covers(key: KeyValidity, reading_time: datetime) -> bool:
-    """May this key sign a reading taken at `reading_time`?
+def key_covers(key: KeyValidity, reading_time: datetime, received_at: datetime | None = None) -> bool:
+    """May this key sign a reading taken at `reading_time` and received at `received_at`?
 
-    A revoked key still covers readings taken before its revocation (they were honest when made);
-    a rotated-out key covers readings until the end of its overlap period. A new key may sign data
+    A revoked key covers nothing received after its revocation, whatever time the reading claims:
+    a stolen key can backdate `created`. Readings it signed that arrived before the revocation
+    stay as they were. A rotated-out key covers readings taken until the end of its overlap
+    period (planned rotation: the device may still flush buffered data). A new key may sign data
     the device buffered before the key was provisioned.
     """
     if key.status == KeyStatus.REVOKED:
+        if key.revoked_at is None:
+            return False
         # Readings carry whole seconds: one signed in the second of the revocation is refused.
-        return key.revoked_at is not None and reading_time < key.revoked_at.replace(microsecond=0)
+        cutoff = key.revoked_at.replace(microsecond=0)
+        return reading_time < cutoff and (received_at is None or received_at < key.revoked_at)
     return key.valid_until is None or reading_time < key.valid_until
 
 

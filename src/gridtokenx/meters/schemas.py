@@ -5,10 +5,11 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 from decimal import Decimal
-from typing import Annotated
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
+from gridtokenx.core.wire import StrictBool, UtcDatetime, refuse_nulls
 from gridtokenx.meters.models import MeterStatus, MeterType
 
 Serial = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$")]
@@ -32,18 +33,25 @@ class MeterCreate(StrictModel):
     longitude: Annotated[float, Field(ge=-180, le=180)] | None = None
     capacity_kw: Annotated[Decimal, Field(gt=0, le=100_000, decimal_places=3)] = Decimal(10)
     interval_seconds: Annotated[int, Field(ge=15, le=3600)] = 900
-    commissioned_at: datetime | None = None
+    commissioned_at: UtcDatetime | None = None
     status: MeterStatus = MeterStatus.ACTIVE
-    attested_mintable: bool | None = None
+    attested_mintable: StrictBool | None = None
 
 
 class MeterUpdate(StrictModel):
-    status: MeterStatus | None = None
+    """Only the fields sent change; `null` clears a field, except `status`, which is required."""
+
+    status: MeterStatus | None = Field(default=None, description="May be left out, never null.")
     register_modulus_wh: Annotated[int, Field(gt=0, le=2**62)] | None = None
-    register_reset_at: datetime | None = Field(default=None, description="When the meter was replaced.")
+    register_reset_at: UtcDatetime | None = Field(default=None, description="When the meter was replaced.")
     zone_id: Annotated[int, Field(ge=0, le=1_000_000)] | None = None
     location: Annotated[str, StringConstraints(max_length=200)] | None = None
-    attested_mintable: bool | None = None
+    attested_mintable: StrictBool | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _required_columns(cls, data: Any) -> Any:
+        return refuse_nulls(data, frozenset({"status"}))
 
 
 class MeterOut(BaseModel):

@@ -17,9 +17,16 @@ from gridtokenx.core.deps import Ctx, DbSession
 from gridtokenx.core.errors import ApiError
 from gridtokenx.core.types import utcnow
 from gridtokenx.core.units import wh_to_kwh
+from gridtokenx.core.wire import UtcDatetime
 from gridtokenx.meters.service import owned_meter
 from gridtokenx.readings import legacy, service
-from gridtokenx.readings.envelope import NativeReading, decode_batch, decode_reading, to_reading
+from gridtokenx.readings.envelope import (
+    NativeReading,
+    decode_batch,
+    decode_reading,
+    native_schema,
+    to_reading,
+)
 from gridtokenx.readings.errors import ReadingError, http_status
 from gridtokenx.readings.pipeline import IngestPipeline, ItemResult, ItemStatus, Submitter
 from gridtokenx.readings.reading import Reading, Trust
@@ -30,19 +37,25 @@ from gridtokenx.readings.schemas import (
     ReadingOut,
     ReadingPage,
     RollupOut,
+    compat_body_schemas,
 )
 
 router = APIRouter()
 Writer = Annotated[Principal, Depends(require_scope("readings:write"))]
-JSON_BODY: dict[str, Any] = {
-    "content": {"application/json": {"schema": {"type": "object"}}},
-    "required": True,
-}
 ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"description": "Not authenticated or signature invalid"},
     403: {"description": "Not your meter"},
+    409: {"description": "A lower-trust revision of a signed interval, or a changed resend of an instant"},
+    413: {"description": "Too many items, or too many unknown fields kept with a reading"},
     422: {"description": "Rejected by a VEE rule or schema"},
 }
+_COMPAT = compat_body_schemas(legacy.EXTRAS_MAX_KEYS)
+_NATIVE = native_schema()
+
+
+def _body(schema: dict[str, Any]) -> dict[str, Any]:
+    """`openapi_extra` for a route that reads its JSON body raw."""
+    return {"requestBody": {"content": {"application/json": {"schema": schema}}, "required": True}}
 
 
 async def pipeline_of(ctx: Ctx) -> IngestPipeline:
@@ -91,8 +104,8 @@ def _wants_async(request: Request, flag: bool) -> bool:
     "/api/meters/readings",
     status_code=201,
     tags=["readings"],
-    responses=ERRORS,
-    openapi_extra={"requestBody": JSON_BODY},
+    responses={**ERRORS, 200: {"description": "An identical resend: the stored reading"}},
+    openapi_extra=_body(_NATIVE),
 )
 async def submit_native(request: Request, principal: Writer, ctx: Ctx, pipeline: Pipeline) -> JSONResponse:
     """One device-signed native reading (see `gridtokenx.readings.signing` for the recipe)."""
@@ -107,8 +120,8 @@ async def submit_native(request: Request, principal: Writer, ctx: Ctx, pipeline:
 @router.post(
     "/api/meters/readings/batch",
     tags=["readings"],
-    responses=ERRORS,
-    openapi_extra={"requestBody": JSON_BODY},
+    responses={**ERRORS, 202: {"description": "Queued as a job (`Prefer: respond-async`)"}},
+    openapi_extra=_body({"type": "array", "items": _NATIVE}),
 )
 async def submit_native_batch(
     request: Request,
@@ -193,7 +206,7 @@ def _outcome(result: ItemResult) -> dict[str, Any]:
     "/api/meters/submit-reading",
     tags=["compatibility"],
     responses=ERRORS,
-    openapi_extra={"requestBody": JSON_BODY},
+    openapi_extra=_body(_COMPAT["submit-reading"]),
 )
 async def submit_reading(request: Request, principal: Writer, pipeline: Pipeline) -> dict[str, Any]:
     raw = await request.body()
@@ -213,7 +226,7 @@ async def submit_reading(request: Request, principal: Writer, pipeline: Pipeline
     "/api/v1/meters/readings",
     tags=["compatibility"],
     responses=ERRORS,
-    openapi_extra={"requestBody": JSON_BODY},
+    openapi_extra=_body(_COMPAT["energy-reading"]),
 )
 async def submit_energy_reading(request: Request, principal: Writer, pipeline: Pipeline) -> dict[str, Any]:
     raw = await request.body()
@@ -230,13 +243,13 @@ async def submit_energy_reading(request: Request, principal: Writer, pipeline: P
     "/api/v1/meters/batch/readings",
     tags=["compatibility"],
     responses=ERRORS,
-    openapi_extra={"requestBody": JSON_BODY},
+    openapi_extra=_body(_COMPAT["simulator-batch"]),
 )
 @router.post(
     "/api/v1/public/meters/batch/readings",
     tags=["compatibility"],
     responses=ERRORS,
-    openapi_extra={"requestBody": JSON_BODY},
+    openapi_extra=_body(_COMPAT["simulator-batch"]),
 )
 async def simulator_batch(
     request: Request, principal: Writer, ctx: Ctx, pipeline: Pipeline
@@ -270,7 +283,7 @@ class _SubmitBatch(msgspec.Struct):
     "/api/meters/submit-batch",
     tags=["compatibility"],
     responses=ERRORS,
-    openapi_extra={"requestBody": JSON_BODY},
+    openapi_extra=_body(_COMPAT["submit-batch"]),
 )
 async def submit_batch(request: Request, principal: Writer, ctx: Ctx, pipeline: Pipeline) -> dict[str, Any]:
     """`{"readings": [submit-reading bodies]}`: the batch mode of the original simulator, which its
@@ -283,6 +296,8 @@ async def submit_batch(request: Request, principal: Writer, ctx: Ctx, pipeline: 
         ) from None
     except msgspec.DecodeError:
         raise ApiError("request body is not valid JSON", code="MALFORMED_JSON", status_code=400) from None
+    except RecursionError:
+        raise ApiError("the body nests JSON too deep", code="JSON_TOO_DEEP", status_code=400) from None
     if len(envelope.readings) > ctx.settings.batch_max_size:
         message = f"{len(envelope.readings)} items; at most {ctx.settings.batch_max_size}"
         raise ApiError(message, code="BATCH_TOO_LARGE", status_code=413)
@@ -299,7 +314,7 @@ async def submit_batch(request: Request, principal: Writer, ctx: Ctx, pipeline: 
     "/api/v1/meters/{serial}/readings",
     tags=["compatibility"],
     responses=ERRORS,
-    openapi_extra={"requestBody": JSON_BODY},
+    openapi_extra=_body(_COMPAT["simulator-reading"]),
 )
 async def simulator_single(
     serial: str, request: Request, principal: Writer, pipeline: Pipeline
@@ -326,8 +341,9 @@ def _now_epoch() -> int:
 
 # --- queries ----------------------------------------------------------------------------------
 
-From = Annotated[datetime | None, Query(alias="from")]
-To = Annotated[datetime | None, Query(alias="to")]
+# with a UTC offset, inside the calendar (see `core.wire`): a naive time is refused, not guessed
+From = Annotated[UtcDatetime | None, Query(alias="from")]
+To = Annotated[UtcDatetime | None, Query(alias="to")]
 
 
 @router.get("/api/meters/stats", tags=["readings"], responses=ERRORS)

@@ -22,8 +22,9 @@ Fields (all required except `channel` and the two registers):
 - `created`, `expires`: UTC seconds; the window in which the gateway accepts this message.
 - `sig`: the Ed25519 signature, lowercase hex; see `gridtokenx.readings.signing` for the signed bytes.
 
-Every integer must lie in the I-JSON safe range |n| <= 2**53 - 1 (JCS requires it). Floats anywhere,
-NaN/Infinity, `null`, unknown keys and duplicate keys are refused, each with its own `ErrorCode`.
+Every integer must lie in the I-JSON safe range |n| <= 2**53 - 1 (JCS requires it), and the epoch
+fields in 1970 .. 9999-12-30 (`TIMESTAMP_OUT_OF_RANGE`). Floats anywhere, NaN/Infinity, `null`,
+unknown keys, duplicate keys and nesting (`JSON_TOO_DEEP`) are refused, each with its own `ErrorCode`.
 
 Because every string is restricted to characters JSON never escapes and the fields are declared in
 sorted order, msgspec's compact encoding of the fields *is* their RFC 8785 (JCS) form; a property
@@ -34,6 +35,7 @@ the number of distinct fields decoded.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 from collections.abc import Sequence
@@ -45,6 +47,7 @@ from typing import Annotated, Any
 import msgspec
 from msgspec import UNSET, Meta, UnsetType
 
+from gridtokenx.core.wire import MAX_EPOCH
 from gridtokenx.readings.errors import ErrorCode, ReadingError
 from gridtokenx.readings.reading import Reading, Source, Trust
 
@@ -54,7 +57,8 @@ _NETWORK_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}\Z")
 
 Wh = Annotated[int, Meta(ge=-MAX_SAFE_INT, le=MAX_SAFE_INT)]
 RegisterWh = Annotated[int, Meta(ge=0, le=MAX_SAFE_INT)]
-EpochSeconds = Annotated[int, Meta(ge=0, le=MAX_SAFE_INT)]
+EpochSeconds = Annotated[int, Meta(ge=0, le=MAX_EPOCH)]  # a datetime must hold it (see `core.wire`)
+_EPOCH_FIELDS = frozenset({"$.created", "$.expires", "$.interval_start"})
 # The string fields' character rules are checked by `_check_patterns`, not by msgspec: a `pattern`
 # constraint runs a Python regex per value (~8 µs a reading for four fields here), while one regex
 # over a whole batch's values of a field, joined by newlines, costs next to nothing.
@@ -122,6 +126,17 @@ def _members(reading: NativeReading) -> int:
     )
 
 
+def native_schema() -> dict[str, Any]:
+    """The JSON schema of one native reading (the OpenAPI document's request body), with the
+    character rules that `_check_patterns` applies."""
+    schema = msgspec.json.schema(NativeReading)["$defs"]["NativeReading"]
+    for name, pattern in _PATTERNS.items():
+        schema["properties"][name]["pattern"] = f"^{pattern}$"
+    schema["additionalProperties"] = False
+    schema["required"] = sorted({*schema.get("required", ()), "sig"})
+    return dict(schema)
+
+
 def canonical_json(reading: NativeReading) -> bytes:
     """RFC 8785 (JCS) bytes of every field except `sig`: sorted keys, no whitespace, integers only.
 
@@ -178,6 +193,8 @@ def decode_reading(raw: bytes) -> NativeReading:
         raise _validation_error(exc) from None
     except msgspec.DecodeError:
         raise _undecodable(data) from None
+    except RecursionError:
+        raise _too_deep() from None
     _check_item(data, reading)
     return reading
 
@@ -196,6 +213,8 @@ def decode_batch(raw: bytes, *, max_items: int | None = None) -> list[NativeRead
         pass
     except msgspec.DecodeError:
         raise _undecodable(data) from None
+    except RecursionError:
+        raise _too_deep() from None
     else:
         _check_size(len(readings), max_items)
         if not readings:
@@ -218,6 +237,8 @@ def decode_batch(raw: bytes, *, max_items: int | None = None) -> list[NativeRead
         raise ReadingError(ErrorCode.SCHEMA_INVALID, message, "$") from None
     except msgspec.DecodeError:
         raise _undecodable(data) from None
+    except RecursionError:
+        raise _too_deep() from None
     _check_size(len(items), max_items)
     results: list[NativeReading | ReadingError] = []
     for index, item in enumerate(items):
@@ -296,6 +317,9 @@ def _validation_error(exc: msgspec.ValidationError) -> ReadingError:
     path = where.rstrip("`") or "$"
     if "got `float`" in text:
         return ReadingError(ErrorCode.FLOAT_NOT_ALLOWED, "floats are not allowed; send integers", path)
+    if path in _EPOCH_FIELDS and "<=" in text:
+        message = f"{path[2:]} must be epoch seconds in 0..{MAX_EPOCH}"
+        return ReadingError(ErrorCode.TIMESTAMP_OUT_OF_RANGE, message, path)
     return ReadingError(ErrorCode.SCHEMA_INVALID, text, path)
 
 
@@ -307,12 +331,18 @@ def _reject_constant(name: str) -> Any:
     raise _NonFinite(name)
 
 
+def _too_deep() -> ReadingError:
+    return ReadingError(ErrorCode.JSON_TOO_DEEP, "the body nests JSON deeper than any reading", "$")
+
+
 def _undecodable(data: bytes) -> ReadingError:
     """Tell NaN/Infinity (which Python's json would accept) apart from plain malformed JSON."""
     try:
         json.loads(data, parse_constant=_reject_constant)
     except _NonFinite as exc:
         return ReadingError(ErrorCode.FLOAT_NOT_ALLOWED, f"{exc} is not a JSON number, nor an allowed float")
+    except RecursionError:
+        return _too_deep()
     except ValueError:
         pass
     return ReadingError(ErrorCode.MALFORMED_JSON, "the body is not valid JSON")
@@ -329,5 +359,6 @@ def _first_duplicate_key(data: bytes) -> str:
             seen.add(key)
         return dict(items)
 
-    json.loads(data, object_pairs_hook=pairs)
+    with contextlib.suppress(ValueError, RecursionError):
+        json.loads(data, object_pairs_hook=pairs)
     return found[0] if found else "?"

@@ -18,6 +18,9 @@ class ErrorCode(StrEnum):
     SIGNATURE_INVALID = "SIGNATURE_INVALID"  # Ed25519 verification failed (forged, tampered or wrong key)
     BATCH_TOO_LARGE = "BATCH_TOO_LARGE"  # more items than the caller allows
     SERIAL_MISMATCH = "SERIAL_MISMATCH"  # body names a different meter than the URL
+    JSON_TOO_DEEP = "JSON_TOO_DEEP"  # nested deeper than any real body (a recursion limit, refused early)
+    TIMESTAMP_OUT_OF_RANGE = "TIMESTAMP_OUT_OF_RANGE"  # before 1970 or past what a datetime holds
+    EXTRAS_TOO_LARGE = "EXTRAS_TOO_LARGE"  # the unknown fields kept with a compatibility reading
 
 
 class ReadingError(Exception):
@@ -37,6 +40,8 @@ class ReadingError(Exception):
 
 HTTP_STATUS = {
     ErrorCode.MALFORMED_JSON: 400,
+    ErrorCode.JSON_TOO_DEEP: 400,
+    ErrorCode.EXTRAS_TOO_LARGE: 413,
     ErrorCode.BATCH_TOO_LARGE: 413,
     ErrorCode.SIGNATURE_MISSING: 401,
     ErrorCode.SIGNATURE_INVALID: 401,

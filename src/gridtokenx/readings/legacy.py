@@ -28,6 +28,9 @@ Rules common to all three:
   length, so an identical resend always lands on the same (meter, interval) key.
 - Every field not turned into a `Reading` attribute is kept in `Reading.extras` (unknown ones too),
   numbers as Decimal/int. `msgspec.json.encode(extras, decimal_format="number")` re-emits them exactly.
+  Kept, but bounded: at most `EXTRAS_MAX_KEYS` keys (nested ones counted) and `EXTRAS_MAX_BYTES` of
+  JSON, else `EXTRAS_TOO_LARGE` (413); any body nests at most `MAX_DEPTH` levels (`JSON_TOO_DEEP`).
+- Timestamps lie in 1970 .. 9999-12-30 UTC (`TIMESTAMP_OUT_OF_RANGE`).
 - Duplicate keys are refused (the original gateway's serde refused them too); NaN/Infinity are not JSON.
 - The trust hint is always `gateway-attested`. If a signature came with the reading, `signature`
   holds its 64 bytes and `signed_messages` the byte strings it may cover (see `submit_reading_message`
@@ -44,15 +47,21 @@ from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
 
 import base58
+import msgspec
 from nacl.signing import VerifyKey
 
 from gridtokenx.core.units import UnitError, kwh_to_wh, parse_decimal
+from gridtokenx.core.wire import MAX_EPOCH
 from gridtokenx.readings.errors import ErrorCode, ReadingError
 from gridtokenx.readings.intervals import floor_to_interval
 from gridtokenx.readings.reading import Flag, Reading, Source, Trust
 from gridtokenx.readings.signing import verify_detached
 
 DEFAULT_INTERVAL_S = 900
+MAX_DEPTH = 16  # the deepest real body is 4 levels (a batch, an item, `metadata`, a value)
+EXTRAS_MAX_KEYS = 64
+EXTRAS_MAX_BYTES = 4096
+_EXTRAS_ENCODER = msgspec.json.Encoder(decimal_format="number")
 
 _RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:[Zz]|[+-]\d{2}:\d{2})\Z")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -228,23 +237,40 @@ def _non_finite(name: str) -> _Flawed:
 
 
 def _load(raw: bytes) -> Any:
+    """The parsed body; depth beyond MAX_DEPTH is refused per item by `_Body` (`_first_flaw`), so a
+    batch refuses only the deep item, unless the parser's own recursion limit is reached."""
     try:
         return json.loads(
             raw, parse_float=Decimal, parse_constant=_non_finite, object_pairs_hook=_unique_keys
         )
-    except (ValueError, RecursionError):
+    except RecursionError:
+        raise ReadingError(ErrorCode.JSON_TOO_DEEP, f"nested deeper than {MAX_DEPTH} levels", "$") from None
+    except ValueError:
         raise ReadingError(ErrorCode.MALFORMED_JSON, "the body is not valid JSON", "$") from None
 
 
 def _first_flaw(value: Any) -> _Flawed | None:
-    if isinstance(value, _Flawed):
-        return value
-    children = value.values() if isinstance(value, dict) else value if isinstance(value, list) else ()
-    for child in children:
-        flaw = _first_flaw(child)
-        if flaw is not None:
-            return flaw
+    """The first value that must be refused, nesting deeper than MAX_DEPTH included (walked
+    without recursion, so no depth can raise RecursionError here or in what handles it next)."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, _Flawed):
+            return item
+        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else ()
+        if children and depth >= MAX_DEPTH:
+            return _Flawed(ErrorCode.JSON_TOO_DEEP, f"nested deeper than {MAX_DEPTH} levels")
+        stack.extend((child, depth + 1) for child in reversed(list(children)))
     return None
+
+
+def _key_count(value: Any) -> int:
+    """Keys of every object inside `value` (depth is bounded by `_first_flaw` before this runs)."""
+    if isinstance(value, dict):
+        return len(value) + sum(_key_count(v) for v in value.values())
+    if isinstance(value, list):
+        return sum(_key_count(v) for v in value)
+    return 0
 
 
 class _Body:
@@ -328,8 +354,12 @@ class _Body:
             moment = datetime.fromisoformat(value.upper()) - _EPOCH  # RFC 3339 allows "t" and "z"
         except ValueError:
             raise self._error(key, "not a valid date and time") from None
+        seconds = moment // timedelta(seconds=1)
+        if not 0 <= seconds <= MAX_EPOCH:
+            message = "a timestamp must lie between 1970-01-01 and 9999-12-30 UTC"
+            raise ReadingError(ErrorCode.TIMESTAMP_OUT_OF_RANGE, message, f"{self.path}.{key}")
         self.millis = moment // timedelta(milliseconds=1) % 1000
-        return moment // timedelta(seconds=1), value
+        return seconds, value
 
     def require_timestamp(self, key: str) -> tuple[int, str]:
         stamped = self.timestamp(key)
@@ -349,6 +379,8 @@ class _Body:
         flags: frozenset[str] = frozenset(),
     ) -> Reading:
         generation, consumption = self.kwh("energy_generated"), self.kwh("energy_consumed")
+        extras = {k: v for k, v in self.fields.items() if k not in self.consumed}
+        self._check_extras(extras)
         return Reading(
             meter_serial=serial,
             interval_start=floor_to_interval(observed, interval_s),
@@ -363,6 +395,16 @@ class _Body:
             signature=decode_legacy_signature(signature_text) if signature_text else None,
             signature_text=signature_text,
             signed_messages=messages if signature_text else (),
-            extras={k: v for k, v in self.fields.items() if k not in self.consumed},
+            extras=extras,
             flags=flags,
         )
+
+    def _check_extras(self, extras: dict[str, Any]) -> None:
+        keys = _key_count(extras)
+        if keys > EXTRAS_MAX_KEYS:
+            message = f"{keys} extra keys; at most {EXTRAS_MAX_KEYS} are kept with a reading"
+            raise ReadingError(ErrorCode.EXTRAS_TOO_LARGE, message, self.path)
+        size = len(_EXTRAS_ENCODER.encode(extras))
+        if size > EXTRAS_MAX_BYTES:
+            message = f"{size} bytes of extra fields; at most {EXTRAS_MAX_BYTES} are kept with a reading"
+            raise ReadingError(ErrorCode.EXTRAS_TOO_LARGE, message, self.path)

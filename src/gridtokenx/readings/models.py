@@ -120,3 +120,22 @@ class IngestJob(Base):
     error: Mapped[str | None] = mapped_column(String(500))
     created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+
+
+class ReadingTick(Base):
+    """One instant's energy delta posted on a compatibility route (the original simulator posts
+    every 15 s into 15-minute intervals): the interval's stored values are the sum of its ticks.
+    The natural key (meter, instant) makes a resend a no-op and a changed resend a conflict."""
+
+    __tablename__ = "reading_ticks"
+    __table_args__ = (Index("ix_reading_ticks_interval", "meter_id", "interval_start"),)
+
+    meter_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    observed_at: Mapped[datetime] = mapped_column(UtcDateTime(), primary_key=True)
+    interval_start: Mapped[datetime] = mapped_column(UtcDateTime())
+    import_wh: Mapped[int] = mapped_column(BigInteger)
+    export_wh: Mapped[int] = mapped_column(BigInteger)
+    generation_wh: Mapped[int | None] = mapped_column(BigInteger)
+    consumption_wh: Mapped[int | None] = mapped_column(BigInteger)
+    trust: Mapped[str] = mapped_column(String(20))
+    received_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)

@@ -45,6 +45,7 @@ from gridtokenx.readings.reading import (
     GENERATION,
     IMPORT,
     IMPORT_REGISTER,
+    Flag,
     Reading,
     Source,
     Trust,
@@ -63,6 +64,7 @@ from gridtokenx.readings.store import (
     load_existing,
     store_readings,
 )
+from gridtokenx.readings.ticks import insert_ticks, is_tick, load_ticks
 
 VERIFY_SLICE = 64  # signatures verified between two yields to the event loop (~5 ms)
 RECENT_KEEP = 4
@@ -399,6 +401,8 @@ class _Batch:
         self.existing: dict[Key, Existing] = {}
         self.meter_ids: dict[str, uuid.UUID] = {}
         self.latest: dict[uuid.UUID, datetime | None] = {}  # each meter's latest stored interval, at start
+        self.stored_trust: dict[tuple[uuid.UUID, int, int], Trust] = {}  # of the measured versions known
+        self.pending_duplicates: dict[int, Reading] = {}  # resent ticks, as their stored interval
         self.now = int(utcnow().timestamp())
 
     async def run(self) -> list[ItemResult]:
@@ -414,6 +418,11 @@ class _Batch:
         attested_ok = self._attested_policy(meters, keys)
         contexts = self._meter_contexts(meters, attested_ok)
 
+        ticks = await load_ticks(
+            self.session, {(meter_ids[r.meter_serial], r.interval_start) for _, r in readings if is_tick(r)}
+        )
+        new_ticks: list[tuple[uuid.UUID, Reading]] = []
+
         to_store: list[tuple[int, Reading, vee.VeeOutcome]] = []
         no_medians: dict[str, int] = {}
         for index, reading in sorted(
@@ -422,11 +431,27 @@ class _Batch:
             meter_id = meter_ids[reading.meter_serial]
             state = states[meter_id]
             key = (meter_id, reading.channel, reading.interval_start)
+            tick, interval = None, None
+            if is_tick(reading):
+                # a compatibility reading is one instant's delta: judge its interval's new sum
+                tick, interval = reading, ticks[(meter_id, reading.interval_start)]
+                verdict = interval.verdict(tick)
+                if verdict == "conflict":
+                    message = "another reading of this meter at this instant is already stored"
+                    self.results[index] = _reject(index, "TICK_CONFLICT", message, 409)
+                    continue
+                if verdict == "duplicate" and (known := stored.get(key)) is not None:
+                    # an identical resend: acknowledged as the stored interval, nothing written
+                    trust = self.stored_trust.get(key, tick.trust)
+                    self.pending_duplicates[index] = replace(tick, trust=trust, **known)
+                    continue
+                reading = interval.total(tick, including=verdict == "new")
             base = contexts[reading.meter_serial]
             ctx = replace(
                 base,
                 replay=state.replay,
                 stored=stored.get(key),
+                stored_trust=self.stored_trust.get(key),
                 previous_registers=state.registers(base.interval_s),
                 same_slot_median=medians.get(key, no_medians),
                 recent_values=state.recent,
@@ -434,16 +459,27 @@ class _Batch:
             outcome = vee.evaluate(reading, ctx, self.p.vee_config)
             if outcome.rejection is not None:
                 rejection = outcome.rejection
-                self.results[index] = _reject(index, rejection.code.value, rejection.message)
+                status = _VEE_STATUS.get(rejection.code, 422)
+                self.results[index] = _reject(index, rejection.code.value, rejection.message, status)
                 continue
             state.replay = outcome.next_replay
+            if tick is not None and interval is not None:
+                interval.accept(tick)
+                new_ticks.append((meter_id, tick))
+                outcome = replace(outcome, flags=outcome.flags - {Flag.REVISED})  # a sum, not an edit
             if outcome.write is vee.WriteAction.NOOP:
                 continue  # decided by the store below, which also yields the stored id
             stored[key] = reading.stored_values()
+            self.stored_trust[key] = reading.trust
             to_store.append((index, reading, outcome))
             state.remember(reading)
         storing = {index for index, _, _ in to_store}
-        duplicates = [(i, r) for i, r in readings if self.results[i] is None and i not in storing]
+        duplicates = [
+            (i, self.pending_duplicates.get(i, r))
+            for i, r in readings
+            if self.results[i] is None and i not in storing
+        ]
+        await insert_ticks(self.session, new_ticks)
         estimates = self._estimates(to_store, meters, states)
         await self._store(to_store, duplicates, estimates, meters)
         await self._save_states(states)
@@ -521,7 +557,8 @@ class _Batch:
         for start in range(0, len(jobs), VERIFY_SLICE):
             if start:
                 await asyncio.sleep(0)  # let other requests run between slices
-            verdicts.extend(_verdict(*job[1:]) for job in jobs[start : start + VERIFY_SLICE])
+            received = utcnow()
+            verdicts.extend(_verdict(*job[1:], received) for job in jobs[start : start + VERIFY_SLICE])
         kept = []
         used: set[uuid.UUID] = set()
         for (index, reading, _moment, _candidates), (verdict, key) in zip(jobs, verdicts, strict=True):
@@ -599,11 +636,13 @@ class _Batch:
             if (last := latest[meter_id]) is None or r.interval_start <= last
         }
         self.existing = await load_existing(self.session, list(keys))
-        return {
-            (key[0], key[1], int(key[2].timestamp())): found.values
+        measured = {
+            (key[0], key[1], int(key[2].timestamp())): found
             for key, found in self.existing.items()
             if found.trust != Trust.ESTIMATED
         }
+        self.stored_trust = {key: Trust(found.trust) for key, found in measured.items()}
+        return {key: found.values for key, found in measured.items()}
 
     async def _medians(
         self, readings: list[tuple[int, Reading]], states: dict[uuid.UUID, _MeterState]
@@ -745,19 +784,22 @@ class _Batch:
                 self.outbox.add("MeterReadingVerified", **data, mintable_wh=result.mintable_wh)
 
 
+_VEE_STATUS = {vee.Reject.TRUST_DOWNGRADE: 409}  # VEE rejections other than 422
+
 _SIGNATURE_FAILURES = {
     "missing": ("SIGNATURE_MISSING", "a device signature is required"),
     "unknown_key": ("DEVICE_KEY_UNKNOWN", "no provisioned key of this meter matches key_id"),
-    "revoked": ("DEVICE_KEY_REVOKED", "the signing key was revoked before this reading was taken"),
+    "revoked": ("DEVICE_KEY_REVOKED", "the signing key was revoked before this reading arrived"),
     "expired": ("DEVICE_KEY_EXPIRED", "the signing key was rotated out before this reading was taken"),
     "invalid": ("SIGNATURE_INVALID", "the signature does not verify"),
 }
 
 
 def _verdict(
-    reading: Reading, moment: datetime, candidates: list[tuple[KeyFacts, VerifyKey]]
+    reading: Reading, moment: datetime, candidates: list[tuple[KeyFacts, VerifyKey]], received: datetime
 ) -> tuple[str, KeyFacts | None]:
-    """Which candidate key signed `reading` and whether it was valid at `moment`."""
+    """Which candidate key signed `reading` and whether it was valid at `moment` (the time the
+    reading claims) when `received`."""
     if reading.signature is None:
         return ("missing", None)
     if not candidates:
@@ -771,7 +813,7 @@ def _verdict(
                 break
         else:
             continue
-        if key_covers(key, moment):
+        if key_covers(key, moment, received):
             return ("signed", key)
         verdict = ("revoked", None) if key.status == KeyStatus.REVOKED else ("expired", None)
     return verdict

@@ -86,3 +86,67 @@ class MeterTotals(BaseModel):
     mintable_wh: int
     import_kwh: str
     export_kwh: str
+
+
+# --- request bodies, for the OpenAPI document only -------------------------------------------
+# The routes read raw bytes (see `envelope` and `legacy`); these schemas say what they accept.
+
+_KWH: dict[str, Any] = {
+    "anyOf": [
+        {"type": "number"},
+        {"type": "string", "pattern": r"^-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?$"},
+    ],
+    "description": "kWh as a JSON number or numeric string, read exactly (never through a float)",
+}
+_TIMESTAMP: dict[str, Any] = {"type": "string", "format": "date-time", "description": "RFC 3339, UTC offset"}
+_SERIAL: dict[str, Any] = {"type": "string", "minLength": 1, "maxLength": 64}
+_TEXT: dict[str, Any] = {"type": "string", "minLength": 1}
+
+
+def _compat(required: dict[str, Any], optional: dict[str, Any], extras: int) -> dict[str, Any]:
+    """A compatibility body: unknown fields are kept with the reading, up to `extras` keys."""
+    return {
+        "type": "object",
+        "required": sorted(required),
+        "properties": {**required, **optional},
+        "additionalProperties": True,
+        "maxProperties": len(required) + len(optional) + extras,
+    }
+
+
+def compat_body_schemas(extras: int) -> dict[str, dict[str, Any]]:
+    """The compatibility routes' request bodies, by shape name (a batch's item count is bounded
+    by the BATCH_MAX_SIZE setting: 413 beyond it)."""
+    telemetry = {"energy_generated": _KWH, "energy_consumed": _KWH, "meter_signature": _TEXT}
+    submit_required = {
+        "meter_serial": _SERIAL,
+        "wallet_address": _TEXT,
+        "kwh_amount": _KWH,
+        "reading_timestamp": _TIMESTAMP,
+    }
+    submit = _compat(submit_required, telemetry, extras)
+    energy = _compat(
+        {
+            "meter_id": _SERIAL,
+            "timestamp": _TIMESTAMP,
+            "energy_generated": _KWH,
+            "energy_consumed": _KWH,
+            "engineering_authority_signature": _TEXT,
+        },
+        {},
+        extras,
+    )
+    simulator_optional = {"meter_serial": _SERIAL, "meter_id": _SERIAL, "timestamp": _TIMESTAMP, **telemetry}
+    simulator = _compat({"kwh": _KWH}, simulator_optional, extras)
+
+    def batch(item: dict[str, Any]) -> dict[str, Any]:
+        items = {"type": "array", "items": item}
+        return {"type": "object", "required": ["readings"], "properties": {"readings": items}}
+
+    return {
+        "submit-reading": submit,
+        "submit-batch": batch(submit),
+        "energy-reading": energy,
+        "simulator-reading": simulator,
+        "simulator-batch": batch(simulator),
+    }

@@ -50,7 +50,7 @@ class Rule(StrEnum):
     NEGATIVE = "negative"  # no negative energy or register
     CEILING = "ceiling"  # no quantity above the per-reading maximum
     CAPACITY = "capacity"  # generation/export within nameplate x interval x margin
-    DUPLICATE = "duplicate"  # identical resend = no-op, changed value = new version
+    DUPLICATE = "duplicate"  # identical resend = no-op, changed value = new version of no lower trust
     ENVELOPE = "envelope"  # a signed message's created/expires window
     REPLAY = "replay"  # seq inside the anti-replay window, never seen before
     REGISTER = "register"  # cumulative registers never decrease (rollover, replacement handled)
@@ -79,6 +79,7 @@ class Reject(StrEnum):
     SEQ_TOO_OLD = "SEQ_TOO_OLD"
     REGISTER_DECREASED = "REGISTER_DECREASED"
     REGISTER_SUM_MISMATCH = "REGISTER_SUM_MISMATCH"
+    TRUST_DOWNGRADE = "TRUST_DOWNGRADE"
 
 
 class WriteAction(StrEnum):
@@ -137,6 +138,7 @@ class VeeContext(msgspec.Struct, frozen=True, kw_only=True):
     replay: ReplayWindow | None = None  # the device's seq window; None before its first seq
     # what is stored for this (meter, channel, interval), in `Reading.stored_values()` shape; None if nothing
     stored: Mapping[str, int | None] | None = None
+    stored_trust: Trust | None = None  # the trust of that stored version
     previous_registers: RegisterSnapshot | None = None  # the nearest earlier interval that has registers
     register_modulus_wh: int | None = None  # a register wraps to 0 at this value (None: never wraps)
     baseline_reset_at: int | None = None  # meter replaced / registers reset at this time
@@ -245,6 +247,8 @@ def evaluate(reading: Reading, ctx: VeeContext, cfg: VeeConfig | None = None) ->
         write = classify_duplicate(reading, ctx.stored)
         if write is WriteAction.NOOP:
             return VeeOutcome(flags=reading.flags, write=write, next_replay=ctx.replay)
+        if (rejection := _trust_downgrade(reading, ctx)) is not None:
+            return VeeOutcome(rejection=rejection)
 
     if envelope_on and (rejection := _envelope(reading, ctx, cfg)) is not None:
         return VeeOutcome(rejection=rejection)
@@ -284,6 +288,19 @@ def classify_duplicate(reading: Reading, stored: Mapping[str, int | None] | None
     if any(stored.get(name) != value for name, value in reading.stored_values().items()):
         return WriteAction.NEW_VERSION
     return WriteAction.NOOP
+
+
+TRUST_RANK = {Trust.ESTIMATED: 0, Trust.GATEWAY_ATTESTED: 1, Trust.DEVICE_SIGNED: 2}
+
+
+def _trust_downgrade(reading: Reading, ctx: VeeContext) -> Rejection | None:
+    """A reading never replaces one of higher trust: a gateway-attested (unsigned) submission
+    cannot revise what a device signed; the signed values stay."""
+    stored = ctx.stored_trust
+    if stored is None or TRUST_RANK[reading.trust] >= TRUST_RANK[stored]:
+        return None
+    message = f"a {reading.trust} reading cannot replace the stored {stored} one"
+    return Rejection(Rule.DUPLICATE, Reject.TRUST_DOWNGRADE, message)
 
 
 def _trust_mintable(trust: Trust, ctx: VeeContext) -> bool:
