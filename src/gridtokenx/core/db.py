@@ -38,8 +38,8 @@ SQLITE_BUSY_TIMEOUT_MS = 30_000
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     """WAL with `synchronous=FULL`: every acknowledged commit is on disk before the answer. NORMAL
     would fsync only at checkpoints, and a power cut could take back commits already answered
-    (docs/decisions/2026-12-04-sqlite-synchronous-full.md measures the cost). Other processes' writers are
-    waited for (busy timeout) rather than failed."""
+    (docs/decisions/2026-12-04-sqlite-synchronous-full.md measures the cost). Other processes'
+    writers are waited for (busy timeout) rather than failed."""
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=FULL")
