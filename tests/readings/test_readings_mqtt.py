@@ -103,3 +103,45 @@ async def test_signed_batch_over_mqtt_is_stored_once(client: httpx.AsyncClient, 
         assert await _stored(ctx) == 5  # nothing stored under another meter's topic
     finally:
         device.close()
+
+
+class _FailsFirst:
+    """The real pipeline behind a fault: the first batch fails as a lost database would."""
+
+    def __init__(self, pipeline: Any) -> None:
+        self.pipeline, self.failures = pipeline, 0
+
+    async def ingest(self, *args: Any, **kwargs: Any) -> Any:
+        if self.failures == 0:
+            self.failures += 1
+            raise ConnectionError("database went away")
+        return await self.pipeline.ingest(*args, **kwargs)
+
+
+async def test_failed_ingest_is_retried_on_the_same_connection(
+    client: httpx.AsyncClient, ctx: AppContext
+) -> None:
+    ingest = ctx.services.get(MqttIngest)
+    await asyncio.wait_for(ingest.connected.wait(), timeout=10)
+    await asyncio.sleep(0.3)
+    flaky = _FailsFirst(ingest.pipeline)
+    ingest.pipeline = flaky  # type: ignore[assignment]
+    meter = await make_device(client, ctx)
+    device = Device(ctx.settings.mqtt_topic_prefix, meter.serial)
+    try:
+        device.publish(meter.signed(aligned_now(3)))
+        results = (await device.wait_results(1))[0]["results"]
+    finally:
+        device.close()
+    assert flaky.failures == 1 and [r["status"] for r in results] == ["accepted"]
+    assert await _stored(ctx) == 1
+    assert ingest.connection == 1  # retried in place, not left for a reconnect's redelivery
+
+
+def test_gateway_client_id_is_kept_in_the_data_dir(tmp_path: Any) -> None:
+    from gridtokenx.readings.mqtt import gateway_client_id
+
+    first = gateway_client_id(tmp_path / "a")
+    assert first == gateway_client_id(tmp_path / "a")  # the same identity on every start
+    assert first.startswith("gridtokenx-") and len(first) <= 64
+    assert gateway_client_id(tmp_path / "b") != first

@@ -62,10 +62,16 @@ async def get_principal(bearer: Bearer, api_key: ApiKeyHeader, ctx: Ctx, session
     if token is None:
         raise Unauthorized("authentication required", code="AUTH_REQUIRED")
     if token.count(".") == 2:
-        return Principal(await _user_from_jwt(ctx, session, token))
-    user, key = await service.authenticate_api_key(session, token)
-    await session.commit()  # persist last_used_at even if the request later fails
-    return Principal(user, key)
+        principal = Principal(await _user_from_jwt(ctx, session, token))
+    else:
+        user, key = await service.authenticate_api_key(session, token)
+        principal = Principal(user, key)
+    # Ends the read (and persists an API key's last_used_at even if the request later fails). The
+    # connection goes back to the pool: a request holds at most one at a time, and the ingest
+    # pipeline's own session must not wait for a second one while this one idles (on SQLite,
+    # twenty concurrent posts exhausted the pool).
+    await session.commit()
+    return principal
 
 
 CurrentPrincipal = Annotated[Principal, Depends(get_principal)]

@@ -5,6 +5,7 @@ One `Database` object per process; domain services take an `AsyncSession` from i
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -31,12 +32,19 @@ class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    """WAL with `synchronous=FULL`: every acknowledged commit is on disk before the answer. NORMAL
+    would fsync only at checkpoints, and a power cut could take back commits already answered
+    (docs/decisions/2026-12-04-sqlite-synchronous-full.md measures the cost). Other processes'
+    writers are waited for (busy timeout) rather than failed."""
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA synchronous=FULL")
     cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
     cursor.close()
 
 
@@ -54,19 +62,34 @@ def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_async_engine(url, connect_args={"timeout": 30}, **_JSON)
+        # A request holds one connection at a time, and writes queue on `Database.write_lock`
+        # before they take one, so the pool only needs to cover the concurrent reads; a request
+        # that waits for a connection waits as long as a writer may (no 30 s pool timeout 500).
+        engine = create_async_engine(
+            url,
+            connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
+            pool_size=pool_size,
+            max_overflow=pool_size,
+            pool_timeout=120,
+            **_JSON,
+        )
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
     return create_async_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True, **_JSON)
 
 
 class Database:
-    """Owns the engine and hands out sessions; `session()` commits on success, rolls back on error."""
+    """Owns the engine and hands out sessions; `session()` commits on success, rolls back on error.
+
+    `write_lock` is SQLite's writer queue in this process: SQLite has one writer, so the heavy
+    writers (ingest batches, job completion) take turns here instead of holding a connection
+    each while they wait on the file lock. On PostgreSQL it is None (row locks do the job)."""
 
     def __init__(self, url: str, *, pool_size: int = 10) -> None:
         self.url = url
         self.engine = create_engine(url, pool_size=pool_size)
         self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
+        self.write_lock: asyncio.Lock | None = asyncio.Lock() if self.is_sqlite else None
 
     @property
     def is_sqlite(self) -> bool:
@@ -81,6 +104,15 @@ class Database:
             except BaseException:
                 await session.rollback()
                 raise
+
+    @asynccontextmanager
+    async def writing(self) -> AsyncIterator[None]:
+        """Queue on `write_lock` where there is one (SQLite), before taking a connection."""
+        if self.write_lock is None:
+            yield
+            return
+        async with self.write_lock:
+            yield
 
     async def dispose(self) -> None:
         await self.engine.dispose()

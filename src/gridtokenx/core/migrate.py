@@ -27,8 +27,17 @@ def _upgrade(connection: Connection, url: str, revision: str) -> None:
 
 
 async def upgrade(database: Database, revision: str = "head") -> None:
-    """Bring the schema to `revision` inside one connection (transactional DDL on PostgreSQL)."""
+    """Bring the schema to `revision` in one transaction, on both backends: a start killed halfway
+    leaves the schema as it was, and the next start does the whole upgrade again.
+
+    SQLite's Python driver opens a transaction only before INSERT/UPDATE/DELETE, so DDL would
+    commit statement by statement (a kill left tables without a recorded version, and no start
+    after it could create them again). An explicit `BEGIN IMMEDIATE` puts the DDL inside the
+    transaction and also makes a second process starting at the same moment wait, then find the
+    schema current."""
     async with database.engine.begin() as connection:
+        if connection.dialect.name == "sqlite":
+            await connection.exec_driver_sql("BEGIN IMMEDIATE")
         await connection.run_sync(_upgrade, database.url, revision)
 
 

@@ -126,6 +126,15 @@ class Settings(BaseSettings):
     market_price_cap: int | None = env("market_price_cap", default=None, ge=0)
     market_price_floor: int | None = env("market_price_floor", default=None, ge=0)
 
+    # --- ingest durability -------------------------------------------------------------------------
+    ingest_jobs_poll_seconds: float = env("ingest_jobs_poll_seconds", default=1.0, gt=0, le=60)
+    # the gateway's MQTT identity: its broker session (and what queues while it is down) hangs on
+    # it; default "gridtokenx-<host>-<id kept in the data dir>"
+    mqtt_client_id: str | None = env("mqtt_client_id", "MQTT_CLIENT_ID", default=None, max_length=64)
+    mqtt_session_expiry_seconds: int = env("mqtt_session_expiry_seconds", default=86_400, ge=0)
+    mqtt_max_inflight: int = env("mqtt_max_inflight", default=200, ge=1, le=100_000)
+    mqtt_batch_readings: int = env("mqtt_batch_readings", default=1000, ge=1, le=100_000)
+
     @field_validator("cors_origins", mode="before")
     @classmethod
     def _split_csv(cls, value: Any) -> Any:

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 import msgspec
 import orjson
-from fastapi import APIRouter, BackgroundTasks, Depends, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse, Response
 
 from gridtokenx.accounts.deps import CurrentUser, Principal, require_scope
@@ -19,7 +19,7 @@ from gridtokenx.core.types import utcnow
 from gridtokenx.core.units import wh_to_kwh
 from gridtokenx.core.wire import UtcDatetime
 from gridtokenx.meters.service import owned_meter
-from gridtokenx.readings import legacy, service
+from gridtokenx.readings import jobs, legacy, service
 from gridtokenx.readings.envelope import (
     NativeReading,
     decode_batch,
@@ -28,6 +28,7 @@ from gridtokenx.readings.envelope import (
     to_reading,
 )
 from gridtokenx.readings.errors import ReadingError, http_status
+from gridtokenx.readings.jobs import JobRunner
 from gridtokenx.readings.pipeline import IngestPipeline, ItemResult, ItemStatus, Submitter
 from gridtokenx.readings.reading import Reading, Trust
 from gridtokenx.readings.schemas import (
@@ -129,39 +130,26 @@ async def submit_native_batch(
     ctx: Ctx,
     session: DbSession,
     pipeline: Pipeline,
-    background: BackgroundTasks,
     async_: Annotated[bool, Query(alias="async")] = False,
 ) -> Response:
     """Up to BATCH_MAX_SIZE signed readings; a result per item. `?async=true` (or `Prefer:
-    respond-async`) queues the batch and answers 202 with a job id."""
+    respond-async`) stores the batch as a job and answers 202 with its id (see `jobs.py`)."""
     try:
         decoded = decode_batch(await request.body(), max_items=ctx.settings.batch_max_size)
     except ReadingError as error:
         raise _request_error(error) from None
+    if _wants_async(request, async_):
+        async with ctx.db.writing():
+            job = await jobs.submit(session, principal.user, await request.body(), len(decoded))
+            await session.commit()  # the job and its body are on disk before the 202
+        ctx.services.get(JobRunner).wake()
+        body = {"job_id": str(job.id), "status": "queued", "total": len(decoded)}
+        return JSONResponse(body, status_code=202)
     network = ctx.settings.network_id
     items: list[Reading | ReadingError] = [
         item if isinstance(item, ReadingError) else _native(item, network) for item in decoded
     ]
-    return await _batch_response(request, principal, ctx, session, pipeline, background, items, async_)
-
-
-async def _batch_response(
-    request: Request,
-    principal: Principal,
-    ctx: Ctx,
-    session: DbSession,
-    pipeline: IngestPipeline,
-    background: BackgroundTasks,
-    items: list[Reading | ReadingError],
-    async_: bool,
-) -> Response:
-    submitter = Submitter(principal.user)
-    if _wants_async(request, async_):
-        job = await service.create_job(session, principal.user, len(items))
-        await session.commit()
-        background.add_task(service.run_job, ctx.db, pipeline, job.id, submitter, items)
-        return JSONResponse({"job_id": str(job.id), "status": "queued", "total": len(items)}, status_code=202)
-    results = await pipeline.ingest(submitter, items)
+    results = await pipeline.ingest(Submitter(principal.user), items)
     body = {**service.summarise(results), "results": [r.as_dict() for r in results]}
     return Response(orjson.dumps(body), media_type="application/json")  # 1,000 items: orjson, no model
 

@@ -105,13 +105,17 @@ class DailyRollup(_Rollup, Base):
 
 
 class IngestJob(Base):
-    """A large batch accepted with 202 and processed in the background."""
+    """A batch accepted with 202: stored with its body before the answer, run by the `jobs` duty
+    of whichever process holds it (see `jobs.py`); `done` commits with the job's readings."""
 
     __tablename__ = "ingest_jobs"
+    __table_args__ = (Index("ix_ingest_jobs_status_created", "status", "created_at"),)
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
     user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
     status: Mapped[str] = mapped_column(String(16), default="queued")
+    body: Mapped[bytes | None] = mapped_column(LargeBinary, deferred=True)  # dropped once done
+    attempts: Mapped[int] = mapped_column(default=0, server_default="0")
     total: Mapped[int] = mapped_column(default=0)
     accepted: Mapped[int] = mapped_column(default=0)
     duplicates: Mapped[int] = mapped_column(default=0)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -130,6 +130,10 @@ class Submitter:
         if self.user is None:
             return False
         return may_act_for(self.user, meter.owner_id)
+
+
+BeforeCommit = Callable[[AsyncSession, list[ItemResult]], Awaitable[None]]
+"""Extra writes in a batch's transaction, given its results (raise to roll the batch back)."""
 
 
 def _reject(index: int, code: str, message: str, status: int = 422, path: str | None = None) -> ItemResult:
@@ -346,19 +350,31 @@ class IngestPipeline:
         self.network_id = network_id
         self.partitions = PartitionManager(db)
         self._verify_keys: dict[str, VerifyKey] = {}
-        # SQLite has one writer; serialising batches here keeps the per-meter state consistent.
-        self._lock = asyncio.Lock() if db.is_sqlite else None
 
-    async def ingest(self, submitter: Submitter, items: Sequence[Reading | ReadingError]) -> list[ItemResult]:
+    async def ingest(
+        self,
+        submitter: Submitter,
+        items: Sequence[Reading | ReadingError],
+        before_commit: BeforeCommit | None = None,
+        received_at: int | None = None,
+    ) -> list[ItemResult]:
         """Native readings must carry a valid device signature; the compatibility shapes may, and
-        are gateway-attested when they do not."""
-        if self._lock is None:
-            return await self._ingest(submitter, items)
-        async with self._lock:
-            return await self._ingest(submitter, items)
+        are gateway-attested when they do not. `before_commit` writes in the batch's own
+        transaction (a job's status commits with its readings, or neither does); `received_at`
+        (epoch seconds) judges the readings as of when they were accepted, for a queued job run
+        later (their `expires` window was checked against that moment).
+
+        On SQLite the batches queue on the database's writer lock (one writer; it also keeps the
+        per-meter state consistent) before they take a connection."""
+        async with self.db.writing():
+            return await self._ingest(submitter, items, before_commit, received_at)
 
     async def _ingest(
-        self, submitter: Submitter, items: Sequence[Reading | ReadingError]
+        self,
+        submitter: Submitter,
+        items: Sequence[Reading | ReadingError],
+        before_commit: BeforeCommit | None,
+        received_at: int | None,
     ) -> list[ItemResult]:
         # Partitions are created before the batch's transaction opens: creating one while that
         # transaction holds locks on the readings table would wait on ourselves.
@@ -370,7 +386,7 @@ class IngestPipeline:
         await self.partitions.ensure_for(sorted(moments))
         outbox = Outbox()
         async with self.db.session() as session:
-            results = await _Batch(self, session, submitter, items, outbox).run()
+            results = await _Batch(self, session, submitter, items, outbox, before_commit, received_at).run()
         await outbox.flush(self.bus)
         return results
 
@@ -391,8 +407,11 @@ class _Batch:
         submitter: Submitter,
         items: Sequence[Reading | ReadingError],
         outbox: Outbox,
+        before_commit: BeforeCommit | None = None,
+        received_at: int | None = None,
     ) -> None:
         self.p = pipeline
+        self.before_commit = before_commit
         self.session = session
         self.submitter = submitter
         self.items = items
@@ -403,7 +422,7 @@ class _Batch:
         self.latest: dict[uuid.UUID, datetime | None] = {}  # each meter's latest stored interval, at start
         self.stored_trust: dict[tuple[uuid.UUID, int, int], Trust] = {}  # of the measured versions known
         self.pending_duplicates: dict[int, Reading] = {}  # resent ticks, as their stored interval
-        self.now = int(utcnow().timestamp())
+        self.now = int(utcnow().timestamp()) if received_at is None else received_at
 
     async def run(self) -> list[ItemResult]:
         readings = self._parsed()
@@ -483,9 +502,12 @@ class _Batch:
         estimates = self._estimates(to_store, meters, states)
         await self._store(to_store, duplicates, estimates, meters)
         await self._save_states(states)
+        results = [r for r in self.results if r is not None]
+        if self.before_commit is not None:
+            await self.before_commit(self.session, results)
         await self.session.commit()
         self._events(meters)
-        return [r for r in self.results if r is not None]
+        return results
 
     # --- steps ---------------------------------------------------------------------------------
 

@@ -1,4 +1,4 @@
-"""Reading queries (history, rollups, gaps, totals) and background batch jobs."""
+"""Reading queries (history, rollups, gaps, totals) and the job status query."""
 
 from __future__ import annotations
 
@@ -9,17 +9,15 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gridtokenx.accounts.models import User
-from gridtokenx.core.db import Database
 from gridtokenx.core.errors import ApiError, NotFound
 from gridtokenx.core.types import utcnow
 from gridtokenx.core.units import wh_to_kwh
 from gridtokenx.meters.facts import meter_ids_owned_by
 from gridtokenx.meters.models import Meter
-from gridtokenx.readings.errors import ReadingError
 from gridtokenx.readings.intervals import find_gaps
 from gridtokenx.readings.models import DailyRollup, HourlyRollup, IngestJob, MeterReading
-from gridtokenx.readings.pipeline import IngestPipeline, ItemResult, ItemStatus, Submitter
-from gridtokenx.readings.reading import Reading, Trust
+from gridtokenx.readings.pipeline import ItemResult, ItemStatus
+from gridtokenx.readings.reading import Trust
 from gridtokenx.readings.schemas import GapOut, MeterTotals
 
 MAX_RANGE = timedelta(days=366)
@@ -144,47 +142,6 @@ def summarise(results: list[ItemResult]) -> dict[str, int]:
         "duplicates": sum(r.status is ItemStatus.DUPLICATE for r in results),
         "rejected": sum(r.status is ItemStatus.REJECTED for r in results),
     }
-
-
-async def create_job(session: AsyncSession, user: User, total: int) -> IngestJob:
-    job = IngestJob(user_id=user.id, total=total)
-    session.add(job)
-    await session.flush()
-    return job
-
-
-async def run_job(
-    db: Database,
-    pipeline: IngestPipeline,
-    job_id: uuid.UUID,
-    submitter: Submitter,
-    items: list[Reading | ReadingError],
-) -> None:
-    """Process a queued batch; the job row records the outcome either way."""
-    async with db.session() as session:
-        job = await session.get(IngestJob, job_id)
-        assert job is not None
-        job.status = "running"
-    try:
-        results = await pipeline.ingest(submitter, items)
-    except Exception as exc:  # the job must end in a recorded state, whatever happened
-        async with db.session() as session:
-            job = await session.get(IngestJob, job_id)
-            assert job is not None
-            job.status, job.error, job.finished_at = "failed", f"{type(exc).__name__}: {exc}"[:500], utcnow()
-        raise
-    async with db.session() as session:
-        job = await session.get(IngestJob, job_id)
-        assert job is not None
-        counts = summarise(results)
-        job.status = "done"
-        job.accepted, job.duplicates, job.rejected = (
-            counts["accepted"],
-            counts["duplicates"],
-            counts["rejected"],
-        )
-        job.results = [r.as_dict() for r in results]
-        job.finished_at = utcnow()
 
 
 async def get_job(session: AsyncSession, user: User, job_id: uuid.UUID) -> IngestJob:

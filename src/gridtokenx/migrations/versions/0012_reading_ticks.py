@@ -1,7 +1,7 @@
 """compatibility readings as energy deltas per (meter, instant), summed into their interval
 
 Revision ID: 0012
-Revises: 0006
+Revises: 0008
 Create Date: 2026-12-04 15:10:00
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0012"
-down_revision = "0006"
+down_revision = "0008"
 branch_labels = None
 depends_on = None
 
