@@ -201,6 +201,8 @@ async def cancel(ctx: AppContext, user: User, order_id: str) -> MarketOrder:
         await _set_status(ctx, order_id, CANCELLED)
         order.status = CANCELLED
         return order
+    if order.status in ("cleared", "settled"):
+        raise Conflict("the epoch's gate has closed; the order stays in the auction", code="GATE_CLOSED")
     if order.status not in (OPEN, CANCELLING):
         raise Conflict(
             f"order is {order.status}; it can no longer be cancelled", code="ORDER_NOT_CANCELLABLE"
