@@ -1,0 +1,67 @@
+"""The epoch scheduler's rounds: gate closure on time, clearing and settlement once, epochs ahead."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import func, select, update
+
+from gridtokenx.core.context import AppContext
+from gridtokenx.core.types import utcnow
+from gridtokenx.domains import audit
+from gridtokenx.market.models import MarketEpoch, MarketSettlement
+from gridtokenx.market.scheduler import EpochScheduler
+from tests.market.market_helpers import balances, place, trader
+
+
+@pytest.fixture
+def settings_overrides() -> dict[str, Any]:
+    return {"run_duties": False, "market_epoch_seconds": 60}
+
+
+async def test_rounds_close_clear_and_settle_each_epoch_once(
+    client: httpx.AsyncClient, ctx: AppContext
+) -> None:
+    seller = await trader(client, ctx, "s@example.com", "prosumer", energy_wh=2000)
+    buyer = await trader(client, ctx, "b@example.com", "consumer", money="1")
+    sold = await place(client, seller, "sell", "2", "0.2")
+    bought = await place(client, buyer, "buy", "1.5", "0.4")
+    assert sold.status_code == bought.status_code == 201
+    epoch_id = sold.json()["epoch_id"]
+    status = (await client.get("/api/market/epoch/status")).json()
+    assert status["current"]["id"] == epoch_id and status["epoch_seconds"] == 60
+    assert 0 <= status["seconds_to_gate"] <= 60
+
+    scheduler = EpochScheduler(ctx)
+    await scheduler.round(1)  # the gate is not due yet: nothing clears
+    async with ctx.db.session() as session:
+        assert (await session.get(MarketEpoch, epoch_id)).status == "active"  # type: ignore[union-attr]
+        await session.execute(
+            update(MarketEpoch)
+            .where(MarketEpoch.id == epoch_id)
+            .values(ends_at=utcnow() - timedelta(seconds=1))
+        )
+    pause = await scheduler.round(1)
+    assert 0 < pause <= 60
+    epochs = {e["id"]: e for e in (await client.get("/api/market/epochs")).json()}
+    assert epochs[epoch_id]["status"] == "settled"
+    # the seller's partial fill pins the price at its limit (rule R): 1.5 kWh x 0.2 = 0.30
+    assert epochs[epoch_id]["clearing_price"] == "0.2" and epochs[epoch_id]["volume"] == "1.500"
+    assert await balances(ctx, buyer.pubkey) == (1_500_000_000, 1_000_000 - 300_000)
+    assert await balances(ctx, seller.pubkey) == (500_000_000, 300_000)
+    assert sorted(e["status"] for e in epochs.values()) in (
+        ["active", "settled"],
+        ["active", "pending", "settled"],
+    )
+
+    await scheduler.round(1)  # a later round (or a restarted holder) finds nothing left to do
+    async with ctx.db.session() as session:
+        count = await session.scalar(select(func.count()).select_from(MarketSettlement))
+    assert count == 1
+    assert await balances(ctx, buyer.pubkey) == (1_500_000_000, 700_000)
+    verified = (await client.get(f"/api/market/epochs/{epoch_id}/verify")).json()
+    assert verified["valid"] is True
+    assert await audit(ctx) == []
