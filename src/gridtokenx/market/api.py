@@ -8,10 +8,12 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 
 from gridtokenx.accounts.deps import AdminUser, CurrentUser
+from gridtokenx.accounts.models import User
 from gridtokenx.core.deps import Ctx, DbSession
 from gridtokenx.core.errors import NotFound, Unprocessable
 from gridtokenx.market import orders, queries, scheduler, settlement
 from gridtokenx.market.epochs import verify_epoch
+from gridtokenx.market.orders import Caller
 from gridtokenx.market.rules import format_units
 from gridtokenx.market.schemas import (
     AdminEpochOut,
@@ -43,21 +45,34 @@ Limit = Annotated[int, Query(ge=1, le=500)]
 Offset = Annotated[int, Query(ge=0)]
 
 
+async def release(session: DbSession, user: User) -> Caller:
+    """Who is asking, then the request's connection goes back to the pool: the order's own units of
+    work run around ledger calls, and holding a second connection per request starves the pool."""
+    caller = Caller(user.id, user.role)
+    await session.rollback()
+    return caller
+
+
 @router.post("/api/trading/orders", status_code=201, responses=ERRORS)
-async def place_order(ctx: Ctx, user: CurrentUser, body: OrderIn) -> OrderOut:
+async def place_order(ctx: Ctx, user: CurrentUser, session: DbSession, body: OrderIn) -> OrderOut:
     """Escrow and open a limit order in the current epoch; a self-custody wallet gets a message to sign."""
-    order = await orders.place(ctx, user, body.direction, body.energy_amount, body.price_per_kwh)
+    caller = await release(session, user)
+    order = await orders.place(ctx, caller, body.direction, body.energy_amount, body.price_per_kwh)
     return queries.order_out(order)
 
 
 @router.post("/api/trading/orders/{order_id}/approve", responses=ERRORS)
-async def approve_order(ctx: Ctx, user: CurrentUser, order_id: str, body: ApprovalIn) -> OrderOut:
-    return queries.order_out(await orders.approve(ctx, user, order_id, body.signature))
+async def approve_order(
+    ctx: Ctx, user: CurrentUser, session: DbSession, order_id: str, body: ApprovalIn
+) -> OrderOut:
+    caller = await release(session, user)
+    return queries.order_out(await orders.approve(ctx, caller, order_id, body.signature))
 
 
 @router.delete("/api/trading/orders/{order_id}", responses=ERRORS)
-async def cancel_order(ctx: Ctx, user: CurrentUser, order_id: str) -> OrderOut:
-    return queries.order_out(await orders.cancel(ctx, user, order_id))
+async def cancel_order(ctx: Ctx, user: CurrentUser, session: DbSession, order_id: str) -> OrderOut:
+    caller = await release(session, user)
+    return queries.order_out(await orders.cancel(ctx, caller, order_id))
 
 
 @router.get("/api/trading/orders")

@@ -9,13 +9,13 @@ back and the caller hears the gate closed.
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 
 from solders.pubkey import Pubkey
 from solders.signature import Signature
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from gridtokenx.accounts.models import User
 from gridtokenx.core.context import AppContext
 from gridtokenx.core.errors import Conflict, NotFound, TooManyRequests, Unprocessable
 from gridtokenx.core.ids import uuid7
@@ -49,6 +49,14 @@ ESCROWING, APPROVAL, OPEN, CANCELLING, CANCELLED, REJECTED = (
 )
 
 
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """The trader behind a request, detached from the request's database session."""
+
+    id: uuid.UUID
+    role: str
+
+
 def unprocessable(error: RuleError) -> Unprocessable:
     return Unprocessable(error.message, code=error.code, details={"field": error.field})
 
@@ -62,7 +70,9 @@ def policy_of(ctx: AppContext) -> OrderPolicy:
     return OrderPolicy(s.market_min_order_wh, s.market_price_tick, s.market_price_floor, s.market_price_cap)
 
 
-async def place(ctx: AppContext, user: User, side: str, energy_amount: object, price: object) -> MarketOrder:
+async def place(
+    ctx: AppContext, user: Caller, side: str, energy_amount: object, price: object
+) -> MarketOrder:
     """Validate, check the balance, record, escrow, open. Insufficient funds move nothing."""
     verdict = await ctx.limiter.hit(ctx.settings.market_order_rate_limit, f"market-order:{user.id}")
     if not verdict.allowed:
@@ -126,7 +136,7 @@ async def place(ctx: AppContext, user: User, side: str, energy_amount: object, p
     return await activate(ctx, vault, order_id, str(signature))
 
 
-async def approve(ctx: AppContext, user: User, order_id: str, signature: str) -> MarketOrder:
+async def approve(ctx: AppContext, user: Caller, order_id: str, signature: str) -> MarketOrder:
     """Send a self-custody deposit once its owner signed the approval message, then open the order."""
     order = await _mine(ctx, user, order_id)
     if order.status != APPROVAL or order.approval_message is None:
@@ -194,7 +204,7 @@ async def activate(ctx: AppContext, vault: Vault, order_id: str, signature: str)
     return order
 
 
-async def cancel(ctx: AppContext, user: User, order_id: str) -> MarketOrder:
+async def cancel(ctx: AppContext, user: Caller, order_id: str) -> MarketOrder:
     """Withdraw an open order before its gate closes and return its escrow in full."""
     order = await _mine(ctx, user, order_id)
     if order.status == APPROVAL:
@@ -244,7 +254,7 @@ async def _set_status(ctx: AppContext, order_id: str, status: str) -> None:
         await session.execute(update(MarketOrder).where(MarketOrder.id == order_id).values(status=status))
 
 
-async def _mine(ctx: AppContext, user: User, order_id: str) -> MarketOrder:
+async def _mine(ctx: AppContext, user: Caller, order_id: str) -> MarketOrder:
     async with ctx.db.session() as session:
         order = await session.get(MarketOrder, order_id)
     if order is None or order.user_id != user.id:

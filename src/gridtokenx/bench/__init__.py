@@ -1,0 +1,1 @@
+"""Benchmarks: every `gridtokenx bench ...`, measured beside this machine's own ceilings."""
