@@ -41,19 +41,65 @@ def memo_of(row: MarketSettlement) -> str:
 
 
 async def settle_epoch(ctx: AppContext, epoch_id: int) -> bool:
-    """Send every unconfirmed settlement of a cleared epoch; True once the epoch is settled."""
+    """Send every unconfirmed settlement of a cleared epoch; True once the epoch is settled.
+
+    The batch path: every unsigned settlement is signed and stored in one database transaction,
+    the stored bytes are sent, and what landed is confirmed in one more. A settlement whose
+    blockhash expired goes through `settle_one`, which signs it again."""
     vault = await ctx.services.get(Vaults).get()
+    await _sign_unsigned(ctx, vault, epoch_id)
     async with ctx.db.session() as session:
-        ids = list(
-            await session.scalars(
-                select(MarketSettlement.id)
+        rows = list(
+            await session.execute(
+                select(MarketSettlement.id, MarketSettlement.tx_bytes)
                 .where(MarketSettlement.epoch_id == epoch_id, MarketSettlement.status.in_((PENDING, SENT)))
                 .order_by(MarketSettlement.seq)
             )
         )
-    for settlement_id in ids:
+    landed, expired = [], []
+    for settlement_id, stored in rows:
+        if stored is None:  # signed by nobody yet (a concurrent retry reset it): the slow path
+            expired.append(settlement_id)
+            continue
+        try:
+            await vault.ledger.send_transaction(Transaction.from_bytes(stored))
+        except BlockhashExpired:
+            expired.append(settlement_id)
+        except TransactionFailed as error:
+            await _fail(ctx, settlement_id, str(error.err))
+        except LedgerUnavailable as error:
+            await _count_attempt(ctx, settlement_id, str(error))
+        else:
+            landed.append(settlement_id)
+    await _confirm(ctx, landed)
+    for settlement_id in expired:
         await settle_one(ctx, vault, settlement_id)
     return await finish_epoch(ctx, epoch_id)
+
+
+async def _sign_unsigned(ctx: AppContext, vault: Vault, epoch_id: int) -> None:
+    async with ctx.db.session() as session:
+        rows = list(
+            await session.scalars(
+                select(MarketSettlement)
+                .where(
+                    MarketSettlement.epoch_id == epoch_id,
+                    MarketSettlement.status == PENDING,
+                    MarketSettlement.signature.is_(None),
+                )
+                .order_by(MarketSettlement.seq)
+            )
+        )
+        if not rows:
+            return
+        blockhash, _ = await vault.ledger.latest_blockhash()
+        for row in rows:
+            tx = vault.settlement_tx(legs_of(row), memo_of(row), blockhash)
+            await session.execute(
+                update(MarketSettlement)
+                .where(MarketSettlement.id == row.id, MarketSettlement.signature.is_(None))
+                .values(tx_bytes=bytes(tx), signature=str(tx.signatures[0]), status=SENT)
+            )
 
 
 async def finish_epoch(ctx: AppContext, epoch_id: int) -> bool:
@@ -94,7 +140,7 @@ async def settle_one(ctx: AppContext, vault: Vault, settlement_id: int) -> str:
         status = await vault.ledger.get_signature_status(signature)
         if status is not None:
             if status.ok:
-                await _confirm(ctx, settlement_id)
+                await _confirm(ctx, [settlement_id])
                 return CONFIRMED
             return await _fail(ctx, settlement_id, str(status.err))
         try:
@@ -108,7 +154,7 @@ async def settle_one(ctx: AppContext, vault: Vault, settlement_id: int) -> str:
             log.warning("settlement_send_deferred", settlement_id=settlement_id, error=str(error))
             await _count_attempt(ctx, settlement_id, str(error))
             return SENT
-        await _confirm(ctx, settlement_id)
+        await _confirm(ctx, [settlement_id])
         return CONFIRMED
     return SENT
 
@@ -138,30 +184,38 @@ async def _sign(ctx: AppContext, vault: Vault, settlement_id: int, replaces: str
     return stored
 
 
-async def _confirm(ctx: AppContext, settlement_id: int) -> None:
+async def _confirm(ctx: AppContext, settlement_ids: list[int]) -> None:
+    """Mark landed settlements and their orders settled in one transaction; events after it."""
+    if not settlement_ids:
+        return
     outbox = Outbox()
     async with ctx.db.session() as session:
-        done = await session.execute(
-            update(MarketSettlement)
-            .where(MarketSettlement.id == settlement_id, MarketSettlement.status != CONFIRMED)
-            .values(status=CONFIRMED, confirmed_at=utcnow(), error=None)
+        done = list(
+            await session.scalars(
+                update(MarketSettlement)
+                .where(MarketSettlement.id.in_(settlement_ids), MarketSettlement.status != CONFIRMED)
+                .values(status=CONFIRMED, confirmed_at=utcnow(), error=None)
+                .returning(MarketSettlement.id)
+            )
         )
-        if not done.rowcount:  # type: ignore[attr-defined]
+        if not done:
             return
-        row = await session.get(MarketSettlement, settlement_id)
-        assert row is not None
-        order_ids = sorted({leg.order_id for leg in legs_of(row)})
+        rows = {
+            row.id: row
+            for row in await session.scalars(select(MarketSettlement).where(MarketSettlement.id.in_(done)))
+        }
+        settled_by = {leg.order_id: rows[sid] for sid in done for leg in legs_of(rows[sid])}
         await session.execute(
-            update(MarketOrder).where(MarketOrder.id.in_(order_ids)).values(status="settled")
+            update(MarketOrder).where(MarketOrder.id.in_(list(settled_by))).values(status="settled")
         )
-        orders = await session.scalars(select(MarketOrder).where(MarketOrder.id.in_(order_ids)))
-        for order in orders:
+        for order in await session.scalars(select(MarketOrder).where(MarketOrder.id.in_(list(settled_by)))):
+            row = settled_by[order.id]
             outbox.add(
                 "SettlementConfirmed",
                 user_id=str(order.user_id),
                 order_id=order.id,
                 epoch_id=row.epoch_id,
-                settlement_id=settlement_id,
+                settlement_id=row.id,
                 signature=row.signature,
             )
     await outbox.flush(ctx.bus)
