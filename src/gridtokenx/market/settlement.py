@@ -32,11 +32,16 @@ PENDING, SENT, CONFIRMED, FAILED = "pending", "sent", "confirmed", "failed"
 HELD = ("open", "cancelling")
 
 
+def parse_legs(stored: str) -> list[Leg]:
+    return [Leg(order_id, Asset(asset), to, amount) for order_id, asset, to, amount in json.loads(stored)]
+
+
 def legs_of(row: MarketSettlement) -> list[Leg]:
-    return [Leg(order_id, Asset(asset), to, amount) for order_id, asset, to, amount in json.loads(row.legs)]
+    return parse_legs(row.legs)
 
 
 def memo_of(row: MarketSettlement) -> str:
+    """Names the settlement on the ledger, and makes its bytes unlike any other transaction's."""
     return f"gtx-settlement:{row.epoch_id}:{row.seq}"
 
 
@@ -80,8 +85,8 @@ async def settle_epoch(ctx: AppContext, epoch_id: int) -> bool:
 async def _sign_unsigned(ctx: AppContext, vault: Vault, epoch_id: int) -> None:
     async with ctx.db.session() as session:
         rows = list(
-            await session.scalars(
-                select(MarketSettlement)
+            await session.execute(
+                select(MarketSettlement.id, MarketSettlement.seq, MarketSettlement.legs)
                 .where(
                     MarketSettlement.epoch_id == epoch_id,
                     MarketSettlement.status == PENDING,
@@ -93,12 +98,19 @@ async def _sign_unsigned(ctx: AppContext, vault: Vault, epoch_id: int) -> None:
         if not rows:
             return
         blockhash, _ = await vault.ledger.latest_blockhash()
-        for row in rows:
-            tx = vault.settlement_tx(legs_of(row), memo_of(row), blockhash)
+        signed = [
+            (
+                settlement_id,
+                vault.settlement_tx(parse_legs(legs), f"gtx-settlement:{epoch_id}:{seq}", blockhash),
+            )
+            for settlement_id, seq, legs in rows
+        ]
+        for settlement_id, tx in signed:
             await session.execute(
                 update(MarketSettlement)
-                .where(MarketSettlement.id == row.id, MarketSettlement.signature.is_(None))
+                .where(MarketSettlement.id == settlement_id, MarketSettlement.signature.is_(None))
                 .values(tx_bytes=bytes(tx), signature=str(tx.signatures[0]), status=SENT)
+                .execution_options(synchronize_session=False)
             )
 
 
