@@ -9,12 +9,18 @@ import httpx
 import pytest
 from sqlalchemy import func, select, update
 
+from gridtokenx.accounts.models import User
 from gridtokenx.core.context import AppContext
 from gridtokenx.core.types import utcnow
 from gridtokenx.domains import audit
-from gridtokenx.market.models import MarketEpoch, MarketSettlement
+from gridtokenx.market.epochs import open_epoch
+from gridtokenx.market.models import MarketEpoch, MarketOrder, MarketSettlement
+from gridtokenx.market.orders import recover
+from gridtokenx.market.rules import Asset
 from gridtokenx.market.scheduler import EpochScheduler
-from tests.market.market_helpers import balances, place, trader
+from gridtokenx.wallets.sealing import Sealer
+from gridtokenx.wallets.service import custodial_signer
+from tests.market.market_helpers import balances, place, trader, vault
 
 
 @pytest.fixture
@@ -64,4 +70,41 @@ async def test_rounds_close_clear_and_settle_each_epoch_once(
     assert await balances(ctx, buyer.pubkey) == (1_500_000_000, 700_000)
     verified = (await client.get(f"/api/market/epochs/{epoch_id}/verify")).json()
     assert verified["valid"] is True
+    assert await audit(ctx) == []
+
+
+async def test_orders_cut_off_mid_placement_are_finished_once(
+    client: httpx.AsyncClient, ctx: AppContext
+) -> None:
+    buyer = await trader(client, ctx, "cut@example.com", "consumer", money="2")
+    async with ctx.db.session() as session:
+        user_id = await session.scalar(select(User.id).where(User.email == "cut@example.com"))
+        epoch = await open_epoch(session, 60, utcnow())
+        for n in range(2):
+            session.add(
+                MarketOrder(
+                    id=f"0000000{n}-cut",
+                    epoch_id=epoch.id,
+                    user_id=user_id,
+                    wallet=buyer.address,
+                    side="buy",
+                    quantity_wh=1000,
+                    limit_price=500_000,
+                    escrow=500_000,
+                    status="escrowing",
+                    filled_wh=0,
+                    payment=0,
+                )
+            )
+    # The first died after its deposit landed, the second before it was sent.
+    async with ctx.db.session() as session:
+        signer = await custodial_signer(session, ctx.services.get(Sealer), user_id)  # type: ignore[arg-type]
+    assert signer is not None
+    await (await vault(ctx)).deposit("00000000-cut", Asset.PAYMENT, signer, 500_000)
+    assert await audit(ctx) != []  # escrow holds a deposit no open order accounts for
+    assert await recover(ctx, timedelta(0)) == 2
+    assert await recover(ctx, timedelta(0)) == 0
+    mine = (await client.get("/api/trading/orders", headers=buyer.headers)).json()
+    assert sorted(o["status"] for o in mine) == ["open", "open"]
+    assert await balances(ctx, buyer.pubkey) == (0, 1_000_000)
     assert await audit(ctx) == []

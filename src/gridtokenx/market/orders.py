@@ -8,8 +8,10 @@ back and the caller hears the gate closed.
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from dataclasses import dataclass
+from datetime import timedelta
 
 from solders.pubkey import Pubkey
 from solders.signature import Signature
@@ -237,6 +239,36 @@ async def cancel(ctx: AppContext, user: Caller, order_id: str) -> MarketOrder:
     outbox.add("OrderBookChanged", epoch_id=refunded.epoch_id)
     await outbox.flush(ctx.bus)
     return refunded
+
+
+async def recover(ctx: AppContext, older_than: timedelta) -> int:
+    """Finish custodial orders whose request died between recording and opening them.
+
+    The deposit is repeated under the order's idempotency key, so one that landed is not moved
+    twice; the order then opens, or is refunded if its gate has closed. Returns how many it found."""
+    async with ctx.db.session() as session:
+        stuck = list(
+            await session.scalars(
+                select(MarketOrder).where(
+                    MarketOrder.status == ESCROWING, MarketOrder.created_at < utcnow() - older_than
+                )
+            )
+        )
+    vault = await ctx.services.get(Vaults).get()
+    for order in stuck:
+        async with ctx.db.session() as session:
+            signer = await custodial_signer(session, ctx.services.get(Sealer), order.user_id)
+        if signer is None:
+            await _set_status(ctx, order.id, REJECTED)
+            continue
+        try:
+            signature = await vault.deposit(order.id, asset_of(Side(order.side)), signer, order.escrow)
+        except TransactionFailed:
+            await _set_status(ctx, order.id, REJECTED)
+            continue
+        with contextlib.suppress(Conflict):  # gate closed: refunded, as the caller would have heard
+            await activate(ctx, vault, order.id, str(signature))
+    return len(stuck)
 
 
 async def _refund(ctx: AppContext, vault: Vault, order_id: str, final: str) -> MarketOrder:

@@ -16,9 +16,12 @@ from gridtokenx.core.types import utcnow
 from gridtokenx.events.bus import Outbox
 from gridtokenx.market.epochs import ACTIVE, CLEARED, clear_epoch, ensure_next, open_epoch
 from gridtokenx.market.models import MarketEpoch
+from gridtokenx.market.orders import recover
 from gridtokenx.market.rules import epoch_window
 from gridtokenx.market.settlement import settle_epoch
 
+# An order still escrowing this long after it was recorded lost its request (a crash).
+STUCK_AFTER = timedelta(seconds=30)
 # A round that left settlements unconfirmed comes back this soon.
 RETRY_SECONDS = 2.0
 
@@ -76,6 +79,7 @@ class EpochScheduler:
                     .order_by(MarketEpoch.starts_at)
                 )
             )
+        await recover(self.ctx, STUCK_AFTER)
         for epoch_id in due:
             await close(self.ctx, epoch_id, now, early=False)
         _, waiting = await settle_cleared(self.ctx)
