@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 from typing import Any
 
@@ -20,6 +21,7 @@ from gridtokenx.market.rules import Asset
 from gridtokenx.market.scheduler import EpochScheduler
 from gridtokenx.wallets.sealing import Sealer
 from gridtokenx.wallets.service import custodial_signer
+from tests.helpers import admin_token, bearer, error_code
 from tests.market.market_helpers import balances, place, trader, vault
 
 
@@ -107,4 +109,33 @@ async def test_orders_cut_off_mid_placement_are_finished_once(
     mine = (await client.get("/api/trading/orders", headers=buyer.headers)).json()
     assert sorted(o["status"] for o in mine) == ["open", "open"]
     assert await balances(ctx, buyer.pubkey) == (0, 1_000_000)
+    assert await audit(ctx) == []
+
+
+async def test_orders_racing_gate_closure_end_in_a_book_or_refunded(
+    client: httpx.AsyncClient, ctx: AppContext
+) -> None:
+    admin = await admin_token(client, ctx)
+    buyers = [await trader(client, ctx, f"race{i}@example.com", "consumer", money="10") for i in range(3)]
+    first = await place(client, buyers[0], "buy", "1", "0.5")
+    assert first.status_code == 201
+    orders = [place(client, b, "buy", "1", "0.5") for b in buyers for _ in range(3)]
+    gate = client.post("/api/admin/epochs/clear", headers=bearer(admin))
+    responses = await asyncio.gather(*orders[:4], gate, *orders[4:])
+    placed = [r for n, r in enumerate(responses) if n != 4]
+    assert responses[4].status_code == 200
+    for response in placed:
+        assert response.status_code == 201 or error_code(response) == "GATE_CLOSED", response.text
+    settled = await client.post("/api/admin/epochs/settle", headers=bearer(admin))
+    assert settled.status_code == 200 and settled.json()["waiting"] == []
+    # No seller: the cleared book refunds its bids; later orders wait, escrowed, in the next epoch.
+    v = await vault(ctx)
+    still_open = 0
+    for b in buyers:
+        mine = (await client.get("/api/trading/orders", headers=b.headers)).json()
+        assert {o["status"] for o in mine} <= {"settled", "open", "rejected"}
+        opened = sum(o["status"] == "open" for o in mine)
+        still_open += opened
+        assert await balances(ctx, b.pubkey) == (0, 10_000_000 - 500_000 * opened)
+    assert await v.escrow_balance(Asset.PAYMENT) == 500_000 * still_open
     assert await audit(ctx) == []
