@@ -254,6 +254,8 @@ async def recover(ctx: AppContext, older_than: timedelta) -> int:
                 )
             )
         )
+    if not stuck:  # the usual round: no need to open the ledger
+        return 0
     vault = await ctx.services.get(Vaults).get()
     for order in stuck:
         async with ctx.db.session() as session:
