@@ -122,7 +122,9 @@ class Settings(BaseSettings):
     clock_skew_seconds: int = env("clock_skew_seconds", default=120, ge=0)
 
     # --- market ------------------------------------------------------------------------------------
-    market_epoch_seconds: int = env("market_epoch_seconds", default=900, ge=60, le=3600)
+    market_epoch_seconds: int = env(
+        "market_epoch_seconds", "GRIDTOKENX_EPOCH_SECONDS", default=900, ge=60, le=3600
+    )
     market_price_cap: int | None = env("market_price_cap", default=None, ge=1)
     market_price_floor: int | None = env("market_price_floor", default=None, ge=1)
     payment_mint: str | None = env("payment_mint", default=None)
