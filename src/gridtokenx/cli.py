@@ -229,6 +229,20 @@ def bench_ledger() -> None:
     ledger.run()
 
 
+@bench_app.command("market")
+@friendly_errors
+def bench_market(
+    sizes: Annotated[
+        str, typer.Option(help="Orders per side to settle, comma-separated (e.g. 1000,10000).")
+    ] = "1000",
+    http_orders: Annotated[int, typer.Option(help="Orders placed over HTTP for the acceptance rate.")] = 200,
+) -> None:
+    """Orders accepted over HTTP and gate closure to settled, beside the ledger's raw transfer rate."""
+    from gridtokenx.bench import market
+
+    market.run([int(n) for n in sizes.split(",") if n.strip()], http_orders)
+
+
 @bench_app.command("ingest")
 @friendly_errors
 def bench_ingest(

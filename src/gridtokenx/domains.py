@@ -6,12 +6,13 @@ from gridtokenx.accounts.domain import domain as accounts
 from gridtokenx.core.context import AppContext
 from gridtokenx.core.domain import BackgroundService, Domain
 from gridtokenx.ledger.domain import domain as ledger
+from gridtokenx.market.domain import domain as market
 from gridtokenx.meters.domain import domain as meters
 from gridtokenx.readings.domain import domain as readings
 from gridtokenx.wallets.domain import domain as wallets
 from gridtokenx.web.domain import domain as web
 
-DOMAINS: tuple[Domain, ...] = (ledger, accounts, wallets, meters, readings, web)
+DOMAINS: tuple[Domain, ...] = (ledger, accounts, wallets, meters, readings, market, web)
 """In start order: the ledger first, since later domains' background work uses it."""
 
 

@@ -122,9 +122,18 @@ class Settings(BaseSettings):
     clock_skew_seconds: int = env("clock_skew_seconds", default=120, ge=0)
 
     # --- market ------------------------------------------------------------------------------------
-    market_epoch_seconds: int = env("market_epoch_seconds", default=900, ge=1)
-    market_price_cap: int | None = env("market_price_cap", default=None, ge=0)
-    market_price_floor: int | None = env("market_price_floor", default=None, ge=0)
+    market_epoch_seconds: int = env(
+        "market_epoch_seconds", "GRIDTOKENX_EPOCH_SECONDS", default=900, ge=60, le=3600
+    )
+    market_price_cap: int | None = env("market_price_cap", default=None, ge=1)
+    market_price_floor: int | None = env("market_price_floor", default=None, ge=1)
+    payment_mint: str | None = env("payment_mint", default=None)
+    market_min_order_wh: int = env("market_min_order_wh", default=1000, ge=1)
+    market_price_tick: int = env("market_price_tick", default=1, ge=1)
+    market_order_rate_limit: str = env("market_order_rate_limit", default="120/minute")
+    market_faucet_enabled: bool | None = env("market_faucet_enabled", default=None)
+    market_faucet_max: Decimal = env("market_faucet_max", default=Decimal(10_000), gt=0)
+    market_settlement_orders_per_tx: int = env("market_settlement_orders_per_tx", default=6, ge=1, le=12)
 
     # --- ingest durability -------------------------------------------------------------------------
     ingest_jobs_poll_seconds: float = env("ingest_jobs_poll_seconds", default=1.0, gt=0, le=60)

@@ -1,0 +1,37 @@
+"""The two tokens the market moves, and the platform escrow that holds them between order and settlement."""
+
+from __future__ import annotations
+
+from solders.keypair import Keypair
+from solders.pubkey import Pubkey
+
+from gridtokenx.core.errors import ApiError
+from gridtokenx.core.settings import Settings
+from gridtokenx.ledger.interface import Ledger
+from gridtokenx.market.rules import ENERGY_DECIMALS, PAYMENT_DECIMALS
+
+
+async def energy_mint(ledger: Ledger) -> Pubkey:
+    """The energy token (the one place the market learns it; tokenization owns it)."""
+    return await ledger.ensure_mint("energy", ENERGY_DECIMALS)
+
+
+async def payment_mint(ledger: Ledger, settings: Settings) -> Pubkey:
+    """The configured payment mint, or (outside distributed mode) the demo currency made on first use."""
+    if settings.payment_mint:
+        return Pubkey.from_string(settings.payment_mint)
+    if settings.environment == "distributed":
+        raise ApiError(
+            "no payment mint configured (GRIDTOKENX_PAYMENT_MINT)", code="PAYMENT_MINT_UNSET", status_code=503
+        )
+    return await ledger.ensure_mint("payment", PAYMENT_DECIMALS)
+
+
+def demo_currency(settings: Settings) -> bool:
+    """Whether the platform issues the payment token itself (and so may hand some out)."""
+    return not settings.payment_mint and settings.environment != "distributed"
+
+
+def escrow_keypair(ledger: Ledger) -> Keypair:
+    """The owner of the escrow accounts: derived from the platform authority, so never stored."""
+    return ledger.derive_keypair("market-escrow", "v1")
