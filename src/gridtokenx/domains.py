@@ -8,9 +8,10 @@ from gridtokenx.core.domain import BackgroundService, Domain
 from gridtokenx.ledger.domain import domain as ledger
 from gridtokenx.meters.domain import domain as meters
 from gridtokenx.readings.domain import domain as readings
+from gridtokenx.tokenization.domain import domain as tokenization
 from gridtokenx.wallets.domain import domain as wallets
 
-DOMAINS: tuple[Domain, ...] = (ledger, accounts, wallets, meters, readings)
+DOMAINS: tuple[Domain, ...] = (ledger, accounts, wallets, meters, tokenization, readings)
 """In start order: the ledger first, since later domains' background work uses it."""
 
 

@@ -7,6 +7,7 @@ from gridtokenx.core import models as _core  # noqa: F401
 from gridtokenx.core.db import Base
 from gridtokenx.meters import models as _meters  # noqa: F401
 from gridtokenx.readings import models as _readings  # noqa: F401
+from gridtokenx.tokenization import models as _tokenization  # noqa: F401
 from gridtokenx.wallets import models as _wallets  # noqa: F401
 
 metadata = Base.metadata

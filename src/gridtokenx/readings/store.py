@@ -22,6 +22,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gridtokenx.core.ids import uuid7 as new_reading_id
+from gridtokenx.readings.hooks import run_after_store
 from gridtokenx.readings.models import DailyRollup, HourlyRollup, MeterReading, ReadingRevision
 
 VALUE_FIELDS = (
@@ -511,7 +512,9 @@ async def store_readings(
     await rollups.apply(session)
     if any(r is None for r in results):
         raise RuntimeError("reading store could not classify every item")
-    return [r for r in results if r is not None]
+    stored = [r for r in results if r is not None]
+    await run_after_store(session, items, stored)
+    return stored
 
 
 async def _against_existing(
