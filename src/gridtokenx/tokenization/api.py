@@ -69,14 +69,12 @@ def _entry_out(entry: MintEntry, signature: str | None, decimals: int) -> MintEn
 
 
 @router.post("/api/admin/meters/mint-from-reading", tags=["admin"], responses=ERRORS)
-async def mint_from_reading(
-    body: MintFromReading, _admin: AdminUser, ctx: Ctx, session: DbSession
-) -> JSONResponse:
+async def mint_from_reading(body: MintFromReading, _admin: AdminUser, ctx: Ctx) -> JSONResponse:
     """Mint one reading now. Idempotent: a minted reading answers 200 with the same signature."""
     reading_id = str(body.reading_id)
     decimals = ctx.settings.tokenization_decimals
-    rows = await service.entries_of_reading(session, reading_id)
-    await session.rollback()
+    async with ctx.db.session() as session:
+        rows = await service.entries_of_reading(session, reading_id)
     if not rows:
         raise ApiError(
             "no mintable energy was recorded for this reading (unknown, estimated, flagged, "
@@ -89,7 +87,8 @@ async def mint_from_reading(
         minter = ctx.services.get(Minter)
         ledger = await ctx.services.get(LedgerHandle).get()
         await minter.mint_due(ledger, await energy_mint(ledger, ctx.settings), only=pending)
-        rows = await service.entries_of_reading(session, reading_id)
+        async with ctx.db.session() as session:
+            rows = await service.entries_of_reading(session, reading_id)
     first, signature = rows[0]
     if first.state == EntryState.SKIPPED.value:
         code = first.last_error or "READING_NOT_MINTABLE"

@@ -168,7 +168,7 @@ async def entries_of_reading(session: AsyncSession, reading_id: str) -> list[tup
         .where(MintEntry.reading_id == reading_id)
         .order_by(MintEntry.revision)
     )
-    return [(entry, signature) for entry, signature in result.tuples()]
+    return [(entry, signature) for entry, signature in result]
 
 
 async def owner_entries(
@@ -189,7 +189,7 @@ async def owner_entries(
         .limit(limit)
         .offset(offset)
     )
-    return int(total or 0), [(entry, signature) for entry, signature in result.tuples()]
+    return int(total or 0), [(entry, signature) for entry, signature in result]
 
 
 @dataclass(frozen=True)
