@@ -11,9 +11,9 @@ from sqlalchemy import func, select
 
 from gridtokenx.core.context import AppContext
 from gridtokenx.domains import audit
+from gridtokenx.readings.envelope import encode_batch
 from gridtokenx.tokenization.models import MintEntry
 from tests.helpers import bearer, error_code
-from gridtokenx.readings.envelope import encode_batch
 from tests.readings.ingest_helpers import INTERVAL, Device, aligned_now, make_device
 
 
