@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import httpx
 import pytest
+from mint_helpers import varied_batch, wait_for
 from sqlalchemy import func, select
 
 from gridtokenx.core.context import AppContext
 from gridtokenx.domains import audit
-from gridtokenx.readings.envelope import encode_batch
 from gridtokenx.tokenization.models import MintEntry
 from tests.helpers import bearer, error_code
-from tests.readings.ingest_helpers import INTERVAL, Device, aligned_now, make_device
+from tests.readings.ingest_helpers import INTERVAL, aligned_now, make_device
 
 
 @pytest.fixture
@@ -22,29 +21,9 @@ def settings_overrides() -> dict[str, Any]:
     return {"tokenization_polling_interval_secs": 0.2}
 
 
-def varied_batch(device: Device, starts: list[int], export_wh: list[int]) -> bytes:
-    """Signed readings with distinct values (a repeated value is flagged frozen, never minted)."""
-    return encode_batch(
-        [
-            device.key.sign_reading(
-                device.reading(s, export_wh=wh, generation_wh=wh + 300, consumption_wh=300 + wh % 97),
-                device.network_id,
-            )
-            for s, wh in zip(starts, export_wh, strict=True)
-        ]
-    )
-
-
 async def energy_of(client: httpx.AsyncClient, token: str) -> int:
     mine = (await client.get("/api/wallets/me", headers=bearer(token))).json()
     return sum(int(b["amount"]) for b in mine["balances"] if b["token"] == "energy")
-
-
-async def wait_for(check: Any, timeout: float = 20.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not await check():
-        assert asyncio.get_running_loop().time() < deadline, "timed out"
-        await asyncio.sleep(0.1)
 
 
 async def test_reading_is_minted_once_to_the_owner(client: httpx.AsyncClient, ctx: AppContext) -> None:
