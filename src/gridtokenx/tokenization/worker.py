@@ -62,6 +62,12 @@ FAULT_ENV = "GRIDTOKENX_TOKENIZATION_FAULT"
 _MEMO_PLACEHOLDER = "0" * 64
 
 
+def memo_text(readings_sha256_hex: str, kind: Kind, tx_id: uuid.UUID) -> str:
+    """The readings' hash, then the transaction row's id: a re-signed batch (after a failure the
+    ledger remembers by signature) never repeats the bytes of the attempt before it."""
+    return f"{ix.reading_hash_memo(readings_sha256_hex, kind.value)}:{tx_id.hex}"
+
+
 class ClaimLost(Exception):
     """Another worker claimed (or settled) these rows first."""
 
@@ -205,7 +211,7 @@ class Minter:
             await self._settle_with_debt(user_id, rows, netted)
         if not groups:
             return []
-        placeholder = ix.memo(payer, ix.reading_hash_memo(_MEMO_PLACEHOLDER))
+        placeholder = ix.memo(payer, memo_text(_MEMO_PLACEHOLDER, Kind.MINT, uuid.UUID(int=0)))
         packed = pack(groups, payer, ledger.limits(), (placeholder,))
         batches: list[_Batch] = []
         cursor = 0
@@ -310,14 +316,14 @@ class Minter:
         ]
         digest = readings_sha256(covered)
         payer = ledger.fee_payer.pubkey()
+        tx_id = uuid.uuid4()
         instructions = [
             *ledger.limits().prefix,
             *batch.instructions,
-            ix.memo(payer, ix.reading_hash_memo(digest, batch.kind.value)),
+            ix.memo(payer, memo_text(digest, batch.kind, tx_id)),
         ]
         blockhash, last_valid = await ledger.latest_blockhash()
         tx = self._signer_for(ledger).sign(instructions, batch.signers, blockhash)  # type: ignore[arg-type]
-        tx_id = uuid.uuid4()
         try:
             async with self.ctx.db.session() as session:
                 session.add(
