@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import time
 import uuid
 from collections import defaultdict
 from collections.abc import Callable, Sequence
@@ -60,6 +61,7 @@ FAULT_ENV = "GRIDTOKENX_TOKENIZATION_FAULT"
 """Crash tests: `before_send`, `after_send` or `after_confirm` SIGKILLs the worker at that point."""
 
 _MEMO_PLACEHOLDER = "0" * 64
+WALLET_CACHE_S = 30.0
 
 
 def memo_text(readings_sha256_hex: str, kind: Kind, tx_id: uuid.UUID) -> str:
@@ -93,14 +95,19 @@ class Minter:
         self._fault = os.environ.get(FAULT_ENV)
         self._signer: TransactionSigner | None = None
         self._program: Pubkey | None = None
+        self._wallets: dict[uuid.UUID, tuple[Pubkey, float]] = {}
+        self.woken = False
 
     # ---- one round ------------------------------------------------------------------------------
     async def round(self, token: int) -> float:
         """One round while holding the lease; returns the seconds until the next (0: more work)."""
+        self.woken = False
         ledger = await self.ctx.services.get(LedgerHandle).get()
         mint = await energy_mint(ledger, self.settings)
         await self.settle_submitted(ledger)
         claimed = await self.mint_due(ledger, mint)
+        if self.woken:  # a reading arrived during the round: its wake-up was spent on this one
+            return 0.0
         return (
             0.0
             if claimed >= self.settings.tokenization_batch_size
@@ -176,10 +183,8 @@ class Minter:
         for entry in entries:
             assert entry.user_id is not None
             by_user[entry.user_id].append(entry)
-        wallets: dict[uuid.UUID, Pubkey] = {}
         async with self.ctx.db.session() as session:
-            for user_id in by_user:
-                wallets[user_id] = (await wallet_of(session, sealer, user_id)).pubkey
+            wallets = {user_id: await self._wallet(session, sealer, user_id) for user_id in by_user}
             debts = {
                 d.user_id: d.units
                 for d in await session.scalars(select(MintDebt).where(MintDebt.user_id.in_(list(by_user))))
@@ -235,6 +240,15 @@ class Minter:
             for batch in batches
             if (prepared := await self._store_signed(ledger, batch, wallets)) is not None
         ]
+
+    async def _wallet(self, session: AsyncSession, sealer: Sealer, user_id: uuid.UUID) -> Pubkey:
+        """The owner's wallet, remembered for WALLET_CACHE_S: two queries per owner per round were
+        most of a round's time, and a newly linked wallet may wait that long for its first mint."""
+        now = time.monotonic()
+        cached = self._wallets.get(user_id)
+        if cached is None or now - cached[1] > WALLET_CACHE_S:
+            cached = self._wallets[user_id] = ((await wallet_of(session, sealer, user_id)).pubkey, now)
+        return cached[0]
 
     def _spread(self, rows: list[MintEntry], netted: int) -> dict[uuid.UUID, int]:
         """What each row puts on chain once the owner's debt is netted, oldest row first."""
@@ -365,24 +379,32 @@ class Minter:
         ledger_units: dict[uuid.UUID, int],
         wallets: dict[uuid.UUID, Pubkey] | None,
     ) -> None:
+        """Move still-pending rows to `state`, or lose the claim whole: one UPDATE per owner for the
+        rows that put their full amount on chain, one per row only where a debt was netted."""
+        groups: dict[tuple[uuid.UUID | None, int | None], list[uuid.UUID]] = defaultdict(list)
         for entry in rows:
+            full = ledger_units[entry.id] == wh_to_units(entry.amount_wh, self.units_per_wh)
+            groups[(entry.user_id, None if full else ledger_units[entry.id])].append(entry.id)
+        for (user_id, netted_units), ids in groups.items():
+            units = MintEntry.amount_wh * self.units_per_wh
             values: dict[str, object] = {
                 "state": state.value,
                 "tx_id": tx_id,
-                "attempts": entry.attempts + 1,
-                "amount_units": wh_to_units(entry.amount_wh, self.units_per_wh),
-                "ledger_units": ledger_units[entry.id],
+                "attempts": MintEntry.attempts + 1,
+                "amount_units": units,
+                "ledger_units": units if netted_units is None else netted_units,
                 "last_error": None,
             }
-            if wallets is not None and entry.user_id in wallets:
-                values["wallet"] = str(wallets[entry.user_id])
-            claimed = await session.execute(
-                update(MintEntry)
-                .where(MintEntry.id == entry.id, MintEntry.state == EntryState.PENDING.value)
-                .values(**values)
-            )
-            if claimed.rowcount != 1:  # type: ignore[attr-defined]
-                raise ClaimLost(f"mint entry {entry.id} was claimed elsewhere")
+            if wallets is not None and user_id in wallets:
+                values["wallet"] = str(wallets[user_id])
+            for chunk in ([i] for i in ids) if netted_units is not None else [ids]:
+                claimed = await session.execute(
+                    update(MintEntry)
+                    .where(MintEntry.id.in_(chunk), MintEntry.state == EntryState.PENDING.value)
+                    .values(**values)
+                )
+                if claimed.rowcount != len(chunk):  # type: ignore[attr-defined]
+                    raise ClaimLost("mint entries were claimed elsewhere")
 
     def _signer_for(self, ledger: Ledger) -> TransactionSigner:
         if self._signer is None or self._signer.fee_payer is not ledger.fee_payer:
@@ -554,6 +576,7 @@ class MintDuty:
 
     async def _on_verified(self, event: Event) -> None:
         if event.data.get("mintable_wh"):
+            self.minter.woken = True
             self.lease.wake()
 
     def wake(self) -> None:

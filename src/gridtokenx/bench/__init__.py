@@ -1,0 +1,1 @@
+"""Benchmarks: `gridtokenx bench ...`, kept out of the domains."""
