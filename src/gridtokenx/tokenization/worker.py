@@ -26,6 +26,7 @@ from datetime import timedelta
 
 import structlog
 from solders.instruction import Instruction
+from solders.keypair import Keypair
 from solders.pubkey import Pubkey
 from solders.transaction import Transaction
 from sqlalchemy import select, update
@@ -80,7 +81,7 @@ class _Batch:
 
     kind: Kind
     instructions: list[Instruction] = field(default_factory=list)
-    signers: list[object] = field(default_factory=list)
+    signers: list[Keypair] = field(default_factory=list)
     entries: list[MintEntry] = field(default_factory=list)
     ledger_units: dict[uuid.UUID, int] = field(default_factory=dict)
     netted: dict[uuid.UUID, int] = field(default_factory=dict)  # user -> debt settled instead of minted
@@ -337,7 +338,7 @@ class Minter:
             ix.memo(payer, memo_text(digest, batch.kind, tx_id)),
         ]
         blockhash, last_valid = await ledger.latest_blockhash()
-        tx = self._signer_for(ledger).sign(instructions, batch.signers, blockhash)  # type: ignore[arg-type]
+        tx = self._signer_for(ledger).sign(instructions, batch.signers, blockhash)
         try:
             async with self.ctx.db.session() as session:
                 session.add(
