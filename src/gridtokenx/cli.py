@@ -243,6 +243,19 @@ def bench_market(
     market.run([int(n) for n in sizes.split(",") if n.strip()], http_orders)
 
 
+@bench_app.command("mint")
+@friendly_errors
+def bench_mint(
+    samples: Annotated[int, typer.Option(help="Readings timed one at a time (latency).")] = 100,
+    readings: Annotated[int, typer.Option(help="Readings drained by the worker (throughput).")] = 2_000,
+    owners: Annotated[int, typer.Option(help="Owners (two meters each).")] = 50,
+) -> None:
+    """HTTP-accepted reading -> tokens in the wallet: latency, and the worker's rate beside the raw one."""
+    from gridtokenx.bench import mint
+
+    mint.run(samples=samples, readings=readings, owners=owners)
+
+
 @bench_app.command("ingest")
 @friendly_errors
 def bench_ingest(

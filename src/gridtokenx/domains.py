@@ -9,10 +9,11 @@ from gridtokenx.ledger.domain import domain as ledger
 from gridtokenx.market.domain import domain as market
 from gridtokenx.meters.domain import domain as meters
 from gridtokenx.readings.domain import domain as readings
+from gridtokenx.tokenization.domain import domain as tokenization
 from gridtokenx.wallets.domain import domain as wallets
 from gridtokenx.web.domain import domain as web
 
-DOMAINS: tuple[Domain, ...] = (ledger, accounts, wallets, meters, readings, market, web)
+DOMAINS: tuple[Domain, ...] = (ledger, accounts, wallets, meters, tokenization, readings, market, web)
 """In start order: the ledger first, since later domains' background work uses it."""
 
 

@@ -8,6 +8,7 @@ from gridtokenx.core.db import Base
 from gridtokenx.market import models as _market  # noqa: F401
 from gridtokenx.meters import models as _meters  # noqa: F401
 from gridtokenx.readings import models as _readings  # noqa: F401
+from gridtokenx.tokenization import models as _tokenization  # noqa: F401
 from gridtokenx.wallets import models as _wallets  # noqa: F401
 
 metadata = Base.metadata

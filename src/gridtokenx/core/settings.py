@@ -115,6 +115,11 @@ class Settings(BaseSettings):
     tokenization_reading_max_age_days: int = env(
         "tokenization_reading_max_age_days", "TOKENIZATION_READING_MAX_AGE_DAYS", default=7, ge=1
     )
+    tokenization_max_in_flight: int = env("tokenization_max_in_flight", default=4, ge=1, le=64)
+    tokenization_max_attempts: int = env("tokenization_max_attempts", default=5, ge=1)
+    tokenization_backoff_base_secs: float = env("tokenization_backoff_base_secs", default=1.0, ge=0)
+    tokenization_backoff_max_secs: float = env("tokenization_backoff_max_secs", default=60.0, ge=0)
+    tokenization_lease_ttl_secs: float = env("tokenization_lease_ttl_secs", default=15.0, gt=0)
 
     # --- readings ----------------------------------------------------------------------------------
     batch_max_size: int = env("batch_max_size", "BATCH_MAX_SIZE", default=1000, ge=1, le=100_000)

@@ -220,3 +220,8 @@ async def stats(session: AsyncSession) -> StatsOut:
         last_price=None if last is None else price_text(Fraction(last)),
         open_orders=int(open_orders or 0),
     )
+
+
+async def traded_wallets(session: AsyncSession) -> set[str]:
+    """Every wallet that ever escrowed an order: its energy balance moved through the market."""
+    return set((await session.scalars(select(MarketOrder.wallet).distinct())).all())

@@ -6,14 +6,27 @@ from solders.keypair import Keypair
 from solders.pubkey import Pubkey
 
 from gridtokenx.core.errors import ApiError
-from gridtokenx.core.settings import Settings
+from gridtokenx.core.settings import Settings, SettingsError
 from gridtokenx.ledger.interface import Ledger
-from gridtokenx.market.rules import ENERGY_DECIMALS, PAYMENT_DECIMALS
+from gridtokenx.market.rules import ENERGY_DECIMALS, ENERGY_UNITS_PER_WH, PAYMENT_DECIMALS
+from gridtokenx.tokenization import tokens as tokenization_tokens
 
 
-async def energy_mint(ledger: Ledger) -> Pubkey:
-    """The energy token (the one place the market learns it; tokenization owns it)."""
-    return await ledger.ensure_mint("energy", ENERGY_DECIMALS)
+async def energy_mint(ledger: Ledger, settings: Settings) -> Pubkey:
+    """The energy token, as tokenization registers it (the one place the market learns it)."""
+    return await tokenization_tokens.energy_mint(ledger, settings)
+
+
+def check_energy_scale(settings: Settings) -> None:
+    """The market prices and escrows energy at 1 token per kWh with 9 decimals; a platform minting
+    at another ratio must not start a market that would move the wrong amounts."""
+    if tokenization_tokens.units_per_wh(settings) != ENERGY_UNITS_PER_WH or (
+        settings.tokenization_decimals != ENERGY_DECIMALS
+    ):
+        raise SettingsError(
+            "invalid configuration: TOKENIZATION_KWH_TO_TOKEN_RATIO: the market trades the energy token "
+            "at 1 token per kWh with 9 decimals; other ratios are not supported by the market yet"
+        )
 
 
 async def payment_mint(ledger: Ledger, settings: Settings) -> Pubkey:

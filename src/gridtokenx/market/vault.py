@@ -140,7 +140,7 @@ class Vaults:
         owner_key = owner.pubkey()
         tokens = {}
         for asset, mint in (
-            (Asset.ENERGY, await energy_mint(ledger)),
+            (Asset.ENERGY, await energy_mint(ledger, self.ctx.settings)),
             (Asset.PAYMENT, await payment_mint(ledger, self.ctx.settings)),
         ):
             info = await ledger.get_mint(mint)

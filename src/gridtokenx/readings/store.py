@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from gridtokenx.core.db import asyncpg_connection, is_postgres
 from gridtokenx.core.ids import uuid7 as new_reading_id
+from gridtokenx.readings.hooks import run_after_store
 from gridtokenx.readings.models import DailyRollup, HourlyRollup, MeterReading, ReadingRevision
 
 VALUE_FIELDS = (
@@ -501,7 +502,9 @@ async def store_readings(
     await rollups.apply(session)
     if any(r is None for r in results):
         raise RuntimeError("reading store could not classify every item")
-    return [r for r in results if r is not None]
+    stored = [r for r in results if r is not None]
+    await run_after_store(session, items, stored)
+    return stored
 
 
 async def _against_existing(

@@ -1,1 +1,1 @@
-"""tokenization domain."""
+"""Energy tokens minted from verified readings, exactly once: outbox, worker, corrections, audit."""
