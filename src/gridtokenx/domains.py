@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from gridtokenx.accounts.domain import domain as accounts
+from gridtokenx.certificates.domain import domain as certificates
 from gridtokenx.core.context import AppContext
 from gridtokenx.core.domain import BackgroundService, Domain
 from gridtokenx.ledger.domain import domain as ledger
@@ -10,7 +11,7 @@ from gridtokenx.meters.domain import domain as meters
 from gridtokenx.readings.domain import domain as readings
 from gridtokenx.wallets.domain import domain as wallets
 
-DOMAINS: tuple[Domain, ...] = (ledger, accounts, wallets, meters, readings)
+DOMAINS: tuple[Domain, ...] = (ledger, accounts, wallets, meters, readings, certificates)
 """In start order: the ledger first, since later domains' background work uses it."""
 
 

@@ -42,9 +42,9 @@ def test_overlap_is_half_open() -> None:
     assert not Period(HOUR - 900, HOUR).overlaps(quarter)
     assert quarter.overlaps(Period(HOUR + 600, HOUR + 1200))
     assert quarter.overlaps(Period(HOUR, HOUR + 3600))
-    assert rules.first_overlap(quarter, [Period(HOUR + 900, HOUR + 1800), Period(HOUR + 300, HOUR + 360)]) == Period(
-        HOUR + 300, HOUR + 360
-    )
+    assert rules.first_overlap(
+        quarter, [Period(HOUR + 900, HOUR + 1800), Period(HOUR + 300, HOUR + 360)]
+    ) == Period(HOUR + 300, HOUR + 360)
     assert rules.first_overlap(quarter, []) is None
 
 

@@ -70,7 +70,8 @@ def check_period(start: int, end: int, meter_interval: int) -> Period:
         raise RuleError("PERIOD_NOT_ALIGNED", f"a {length} s period must start on a multiple of {length} s")
     if meter_interval <= 0 or length % meter_interval:
         raise RuleError(
-            "PERIOD_NOT_WHOLE_INTERVALS", f"the meter reads every {meter_interval} s; the period must span whole intervals"
+            "PERIOD_NOT_WHOLE_INTERVALS",
+            f"the meter reads every {meter_interval} s; the period must span whole intervals",
         )
     return Period(start, end)
 

@@ -104,7 +104,9 @@ async def generation_for_period(
     return found
 
 
-async def canonical_by_ids(session: AsyncSession, meter_id: uuid.UUID, ids: Sequence[str]) -> dict[str, bytes]:
+async def canonical_by_ids(
+    session: AsyncSession, meter_id: uuid.UUID, ids: Sequence[str]
+) -> dict[str, bytes]:
     """Today's canonical bytes of the given readings of one meter (a missing id is left out)."""
     wanted = [uuid.UUID(i) for i in ids]
     rows = await session.scalars(

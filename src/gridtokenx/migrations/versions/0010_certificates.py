@@ -58,7 +58,10 @@ def upgrade() -> None:
         _user("retired_by", "certificates"),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_certificates")),
         sa.UniqueConstraint(
-            "meter_id", "period_start", "period_end", name=op.f("uq_certificates_meter_id_period_start_period_end")
+            "meter_id",
+            "period_start",
+            "period_end",
+            name=op.f("uq_certificates_meter_id_period_start_period_end"),
         ),
         sa.UniqueConstraint("mint", name=op.f("uq_certificates_mint")),
     )
@@ -79,7 +82,9 @@ def upgrade() -> None:
         sa.Column("details", sa.JSON(), nullable=False),
         sa.Column("at", sa.DateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
-            ["certificate_id"], ["certificates.id"], name=op.f("fk_certificate_events_certificate_id_certificates")
+            ["certificate_id"],
+            ["certificates.id"],
+            name=op.f("fk_certificate_events_certificate_id_certificates"),
         ),
         _user("actor_id", "certificate_events"),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_certificate_events")),
