@@ -4,6 +4,7 @@ transfer, retire, withdraw, checked on the ledger at each step; double issuance;
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import uuid
 from typing import Any
 
@@ -20,12 +21,14 @@ from tests.certificates.cert_helpers import (
     device_with_generation,
     holds,
     hour_start,
+    iso,
     issue,
     ledger_of,
     post_readings,
     wallet,
 )
 from tests.helpers import bearer, error_code, user_token
+from tests.readings.ingest_helpers import INTERVAL, make_device
 
 
 @pytest.fixture
@@ -229,3 +232,56 @@ async def test_withdraw_by_the_issuer(client: httpx.AsyncClient, ctx: AppContext
     verdict = (await client.get(f"/api/erc/{cert['id']}/verify")).json()
     assert verdict["valid"] is False and "withdrawn by the issuer: meter miscalibrated" in verdict["reasons"]
     assert [e.data["certificate_id"] for e in events] == [cert["id"]]
+
+
+async def test_expiry_after_the_configured_age(client: httpx.AsyncClient, ctx: AppContext) -> None:
+    certificates = ctx.services.get(Certificates)
+    start = hour_start(3)
+    device = await device_with_generation(client, ctx, start, [500])
+    cert = (await issue(client, device.owner, device.meter_id, start, start + 900)).json()
+    certificates.config = dataclasses.replace(certificates.config, expiry_seconds=3600)
+    await certificates.expire_due()
+    detail = (await client.get(f"/api/erc/{cert['id']}", headers=bearer(device.owner))).json()
+    assert detail["status"] == "expired" and detail["history"][-1]["action"] == "expired"
+    moved = await client.post(
+        f"/api/erc/{cert['id']}/retire",
+        json={"beneficiary": "x", "purpose": "y"},
+        headers=bearer(device.owner),
+    )
+    assert moved.status_code == 409 and error_code(moved) == "CERTIFICATE_EXPIRED"
+    verdict = (await client.get(f"/api/erc/{cert['id']}/verify")).json()
+    assert verdict["valid"] is False and "expired" in verdict["reasons"]
+
+
+async def test_hourly_matching_for_a_consumer(client: httpx.AsyncClient, ctx: AppContext) -> None:
+    start = hour_start()
+    producer = await device_with_generation(client, ctx, start, [800, 810, 820, 830])
+    consumer = await make_device(client, ctx, serial="MTR-200", email="consumer@example.com")
+    for k, wh in enumerate([1000, 1001, 1002, 1003]):
+        await post_readings(client, consumer, start + k * INTERVAL, [0], consumption_wh=wh, export_wh=0)
+    first = (await issue(client, producer.owner, producer.meter_id, start, start + 1800)).json()
+    second = await issue(client, producer.owner, producer.meter_id, start + 1800, start + 3600)
+    assert second.status_code == 201
+    to = await wallet(client, consumer.owner)
+    moved = await client.post(
+        f"/api/erc/{first['id']}/transfer", json={"to_wallet": str(to)}, headers=bearer(producer.owner)
+    )
+    assert moved.status_code == 200, moved.text
+    retired = await client.post(
+        f"/api/erc/{first['id']}/retire",
+        json={"beneficiary": "me", "purpose": "24/7"},
+        headers=bearer(consumer.owner),
+    )
+    assert retired.status_code == 200, retired.text
+
+    view = await client.get(
+        "/api/erc/matching",
+        params={"from": iso(start), "to": iso(start + 3600)},
+        headers=bearer(consumer.owner),
+    )
+    assert view.status_code == 200, view.text
+    body = view.json()
+    share = 1610 * 1_000_000 // 4006
+    assert body["consumed_wh"] == 4006 and body["matched_wh"] == 1610
+    [hour] = body["hours"]
+    assert (hour["consumed_wh"], hour["matched_wh"], hour["matched_share"]) == (4006, 1610, f"0.{share:06d}")

@@ -46,7 +46,9 @@ class Certificate(Base):
     holder_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id"))
     holder_wallet: Mapped[str] = mapped_column(String(44))
     transfers: Mapped[int] = mapped_column(default=0)
-    pending: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    pending: Mapped[dict[str, Any] | None] = mapped_column(
+        JSON(none_as_null=True)
+    )  # SQL NULL, so IS NULL finds it
     issued_by: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id"))
     retired_by: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id"))
     beneficiary: Mapped[str | None] = mapped_column(String(200))

@@ -1,0 +1,1 @@
+"""Benchmarks: every `gridtokenx bench ...` measurement, kept out of the domains."""
