@@ -4,19 +4,12 @@ signed again, and the certificate completes once the chain answers."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
-
 import httpx
 import pytest
-from solders.keypair import Keypair
 from solders.pubkey import Pubkey
 
-from gridtokenx.app import create_app
 from gridtokenx.certificates.service import Certificates
 from gridtokenx.core.context import AppContext
-from gridtokenx.ledger.domain import LedgerHandle
-from gridtokenx.ledger.rpc_backend import RpcLedger
 from gridtokenx.ledger.testing_rpc import Fault, LiteSvmRpcServer
 from tests.certificates.cert_helpers import (
     device_with_generation,
@@ -28,8 +21,6 @@ from tests.certificates.cert_helpers import (
 )
 from tests.helpers import bearer, error_code, user_token
 
-SOL = 1_000_000_000
-
 
 @pytest.fixture
 def backend() -> str:
@@ -39,37 +30,6 @@ def backend() -> str:
 @pytest.fixture
 def settings_overrides() -> dict[str, object]:
     return {"erc_settle_seconds": 0}
-
-
-@pytest.fixture
-def rpc_server() -> AsyncIterator[LiteSvmRpcServer]:
-    with LiteSvmRpcServer(block_time=0.01, timeout_hold=0.6) as server:
-        yield server
-
-
-@pytest.fixture
-async def rpc_client(
-    ctx: AppContext, tmp_path: Path, rpc_server: LiteSvmRpcServer
-) -> AsyncIterator[httpx.AsyncClient]:
-    fee_payer = Keypair()
-    ledger = RpcLedger(
-        rpc_server.url,
-        Keypair(),
-        fee_payer,
-        tmp_path / "rpc-ledger",
-        request_timeout=0.3,
-        send_timeout=1.5,
-        read_timeout=5.0,
-        poll_interval=0.01,
-        rebroadcast_interval=0.05,
-    )
-    ctx.services.add(LedgerHandle(ctx.settings, ledger))  # the first registration wins
-    app = create_app(context=ctx)
-    async with app.router.lifespan_context(app):
-        await (await ledger_of(ctx)).airdrop(fee_payer.pubkey(), 100 * SOL)
-        transport = httpx.ASGITransport(app=app, client=("203.0.113.7", 40000))
-        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
-            yield http
 
 
 async def test_issue_transfer_retire_through_rpc(
