@@ -19,7 +19,9 @@ from sqlalchemy import select
 
 from gridtokenx.certificates.models import Certificate
 from gridtokenx.certificates.service import Certificates
+from gridtokenx.certificates.verification import verify
 from gridtokenx.core.context import AppContext
+from gridtokenx.ledger.domain import LedgerHandle
 from gridtokenx.ledger.rpc_backend import DB_NAME
 from gridtokenx.ledger.testing_rpc import Fault, LiteSvmRpcServer
 from tests.certificates.cert_helpers import device_with_generation, hour_start
@@ -28,6 +30,8 @@ ISSUER = """
 import asyncio, sys, uuid
 from datetime import UTC, datetime
 from gridtokenx.certificates.service import Certificates
+from gridtokenx.certificates.verification import verify
+from gridtokenx.ledger.domain import LedgerHandle
 from gridtokenx.core.context import AppContext
 from gridtokenx.core.settings import Settings
 from gridtokenx.domains import wire
@@ -111,5 +115,6 @@ async def test_issuer_killed_mid_send_is_finished_by_another_process(
     after = dict(_sent(ctx.settings.ledger_dir))
     landed_first = [sig for sig, _ in stored if after[sig] == "landed"]
     assert landed_first, "the killed process's signed bytes were resent, not signed again"
-    verdict = await ctx.services.get(Certificates).verify(certificate_id=row.id)
+    async with ctx.db.session() as session:
+        verdict = await verify(session, await ctx.services.get(LedgerHandle).get(), certificate_id=row.id)
     assert verdict.valid and verdict.status == "active", verdict.reasons

@@ -14,6 +14,7 @@ from solders.pubkey import Pubkey
 
 from gridtokenx.certificates import rules
 from gridtokenx.certificates.service import Certificates
+from gridtokenx.certificates.verification import audit
 from gridtokenx.core.context import AppContext
 from gridtokenx.readings.envelope import QualityBit
 from tests.certificates.cert_helpers import (
@@ -111,7 +112,7 @@ async def test_issue_transfer_retire_on_the_ledger(client: httpx.AsyncClient, ct
 
     assert [e.type for e in events] == ["CertificateIssued", "CertificateTransferred", "CertificateRetired"]
     assert events[0].data["user_id"] == events[1].data["user_id"] != events[2].data["user_id"]
-    assert await ctx.services.get(Certificates).audit() == []
+    assert await audit(ctx.db, await ledger_of(ctx)) == []
 
 
 async def test_double_issuance_is_refused(client: httpx.AsyncClient, ctx: AppContext) -> None:
@@ -194,7 +195,7 @@ async def test_verify_catches_a_tampered_row_and_a_revised_reading(
     tampered = (await client.get(f"/api/erc/{first['id']}/verify")).json()
     assert tampered["valid"] is False
     assert any("energy_wh" in reason for reason in tampered["reasons"]), tampered
-    assert any("energy_wh" in line for line in await ctx.services.get(Certificates).audit())
+    assert any("energy_wh" in line for line in await audit(ctx.db, await ledger_of(ctx)))
 
     await post_readings(client, device, start + 900, [999])  # a changed resend: a revision
     revised = (await client.get(f"/api/erc/{second['id']}/verify")).json()

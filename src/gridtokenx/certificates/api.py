@@ -9,6 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query
 
 from gridtokenx.accounts.deps import AdminUser, CurrentUser
+from gridtokenx.certificates import queries, verification
 from gridtokenx.certificates.rules import Status
 from gridtokenx.certificates.schemas import (
     CertificateDetail,
@@ -22,7 +23,9 @@ from gridtokenx.certificates.schemas import (
     WithdrawIn,
 )
 from gridtokenx.certificates.service import Certificates
-from gridtokenx.core.deps import Ctx
+from gridtokenx.core.deps import Ctx, DbSession
+from gridtokenx.ledger.domain import LedgerHandle
+from gridtokenx.ledger.interface import Ledger
 from gridtokenx.readings.service import time_range
 
 router = APIRouter(tags=["certificates"])
@@ -38,7 +41,12 @@ async def certificates_of(ctx: Ctx) -> Certificates:
     return ctx.services.get(Certificates)
 
 
+async def ledger_of(ctx: Ctx) -> Ledger:
+    return await ctx.services.get(LedgerHandle).get()
+
+
 Service = Annotated[Certificates, Depends(certificates_of)]
+LedgerDep = Annotated[Ledger, Depends(ledger_of)]
 
 
 @router.post("/api/erc/issue", status_code=201, responses=ERRORS)
@@ -55,7 +63,7 @@ async def admin_issue(body: IssueIn, admin: AdminUser, certificates: Service) ->
 @router.get("/api/erc", responses=ERRORS)
 async def my_certificates(
     user: CurrentUser,
-    certificates: Service,
+    session: DbSession,
     status: Status | None = None,
     meter_id: uuid.UUID | None = None,
     start: Annotated[datetime | None, Query(alias="from")] = None,
@@ -63,8 +71,8 @@ async def my_certificates(
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> CertificatePage:
-    items, total = await certificates.page(
-        user, status=status, meter_id=meter_id, start=start, end=end, limit=limit, offset=offset
+    items, total = await queries.page(
+        session, user, status=status, meter_id=meter_id, start=start, end=end, limit=limit, offset=offset
     )
     return CertificatePage(items=items, total=total)
 
@@ -72,32 +80,32 @@ async def my_certificates(
 @router.get("/api/erc/matching", responses=ERRORS)
 async def matching(
     user: CurrentUser,
-    certificates: Service,
+    session: DbSession,
     start: Annotated[datetime | None, Query(alias="from")] = None,
     end: Annotated[datetime | None, Query(alias="to")] = None,
 ) -> MatchingOut:
     """Per hour: the caller's consumption and the certified energy retired for them in it."""
     start, end = time_range(start, end, timedelta(days=1))
-    return await certificates.matching(user, start, end)
+    return await queries.matching(session, user, start, end)
 
 
 @router.get("/api/erc/verify", responses=ERRORS)
 async def verify_mint(
-    mint: Annotated[str, Query(min_length=32, max_length=44)], certificates: Service
+    mint: Annotated[str, Query(min_length=32, max_length=44)], session: DbSession, ledger: LedgerDep
 ) -> VerifyOut:
     """Public: the certificate at this mint, read from the ledger and checked."""
-    return await certificates.verify(mint=mint)
+    return await verification.verify(session, ledger, mint=mint)
 
 
 @router.get("/api/erc/{certificate_id}", responses=ERRORS)
-async def detail(certificate_id: uuid.UUID, user: CurrentUser, certificates: Service) -> CertificateDetail:
-    return await certificates.detail(certificate_id, user)
+async def detail(certificate_id: uuid.UUID, user: CurrentUser, session: DbSession) -> CertificateDetail:
+    return await queries.detail(session, certificate_id, user)
 
 
 @router.get("/api/erc/{certificate_id}/verify", responses=ERRORS)
-async def verify(certificate_id: uuid.UUID, certificates: Service) -> VerifyOut:
+async def verify(certificate_id: uuid.UUID, session: DbSession, ledger: LedgerDep) -> VerifyOut:
     """Public: read from the ledger, checked against the record and the readings behind it."""
-    return await certificates.verify(certificate_id=certificate_id)
+    return await verification.verify(session, ledger, certificate_id=certificate_id)
 
 
 @router.post("/api/erc/{certificate_id}/transfer", responses=ERRORS)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import timedelta
 
+from gridtokenx.certificates import verification
 from gridtokenx.certificates.api import router
 from gridtokenx.certificates.service import Certificates, IssueConfig
 from gridtokenx.certificates.worker import certificate_duty
@@ -38,7 +39,7 @@ def _duties(ctx: AppContext) -> Sequence[BackgroundService]:
 
 
 async def _audit(ctx: AppContext) -> list[str]:
-    return await ctx.services.get(Certificates).audit()
+    return await verification.audit(ctx.db, await ctx.services.get(LedgerHandle).get())
 
 
 domain = Domain(name="certificates", routers=(router,), wire=_wire, duties=_duties, audit=_audit)

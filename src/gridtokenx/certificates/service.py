@@ -14,23 +14,19 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from solders.keypair import Keypair
 from solders.pubkey import Pubkey
-from sqlalchemy import func, or_, select
+from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gridtokenx.accounts.models import Role, User
 from gridtokenx.certificates import rules
+from gridtokenx.certificates.mapping import certificate_out, expected_fields, period_of
 from gridtokenx.certificates.models import Certificate, CertificateEvent, CertificateMeterLock
 from gridtokenx.certificates.rules import Action, Period, RuleError, Status
 from gridtokenx.certificates.schemas import (
-    CertificateDetail,
     CertificateOut,
-    ExcludedReading,
-    HistoryOut,
-    HourMatchOut,
-    MatchingOut,
-    VerifyOut,
 )
 from gridtokenx.core.db import Database
 from gridtokenx.core.errors import ApiError, Conflict, NotFound, Unprocessable
@@ -38,7 +34,6 @@ from gridtokenx.core.settings import Settings
 from gridtokenx.core.types import utc_from_epoch, utcnow
 from gridtokenx.events.bus import EventBus, Outbox
 from gridtokenx.ledger import instructions as ix
-from gridtokenx.ledger.accounts import NotATokenAccount
 from gridtokenx.ledger.domain import LedgerHandle
 from gridtokenx.ledger.errors import LedgerError, LedgerUnavailable
 from gridtokenx.ledger.interface import Ledger
@@ -71,51 +66,6 @@ def _epoch(moment: datetime) -> int:
 
 def _refused(error: RuleError, status_code: int = 409) -> ApiError:
     return ApiError(error.message, code=error.code, status_code=status_code)
-
-
-def period_of(row: Certificate) -> Period:
-    return Period(int(row.period_start.timestamp()), int(row.period_end.timestamp()))
-
-
-def expected_fields(row: Certificate) -> dict[str, str]:
-    """The metadata the ledger must carry for this row."""
-    return dict(
-        rules.metadata_fields(
-            facility_id=row.facility_id,
-            energy_wh=row.energy_wh,
-            period=period_of(row),
-            technology=row.technology,
-            country=row.country,
-            zone=row.zone,
-            readings_hash=row.readings_hash,
-        )
-    )
-
-
-def certificate_out(row: Certificate) -> CertificateOut:
-    return CertificateOut(
-        id=row.id,
-        meter_id=row.meter_id,
-        facility_id=row.facility_id,
-        period_start=row.period_start,
-        period_end=row.period_end,
-        energy_wh=row.energy_wh,
-        technology=row.technology,
-        country=row.country,
-        zone=row.zone,
-        readings_hash=row.readings_hash,
-        mint=row.mint,
-        status=row.status,
-        owner_id=row.owner_id,
-        holder_wallet=row.holder_wallet,
-        transfers=row.transfers,
-        issued_at=row.issued_at,
-        excluded=[ExcludedReading(**item) for item in row.excluded],
-        beneficiary=row.beneficiary,
-        purpose=row.purpose,
-        location=row.location,
-        withdraw_reason=row.withdraw_reason,
-    )
 
 
 @dataclass(frozen=True)
@@ -341,7 +291,8 @@ class Certificates:
         return certificate_out(await self._finish(certificate_id))
 
     async def _finish(self, certificate_id: uuid.UUID) -> Certificate:
-        """Send the row's pending ledger action (idempotent by its key), then apply its outcome."""
+        """Send the row's pending ledger action (idempotent by its key), then apply its outcome.
+        No transaction is held open while the ledger works."""
         async with self.db.sessionmaker() as session:
             row = await session.get(Certificate, certificate_id)
             if row is None:
@@ -349,22 +300,29 @@ class Certificates:
             pending = row.pending
             if pending is None:
                 return row
-            try:
-                signature = await self._send(session, row, pending)
-            except LedgerUnavailable:
-                raise ApiError(
-                    "the ledger is unavailable; the action is kept and will be completed",
-                    code="LEDGER_UNAVAILABLE",
-                    status_code=503,
-                ) from None
-            except LedgerError as error:
-                await self._drop(certificate_id, pending)
-                raise ApiError(
-                    f"the ledger refused the {pending['action']} action",
-                    code="LEDGER_REJECTED",
-                    status_code=502,
-                    details={"error": str(error)},
-                ) from None
+            signer = None
+            if Action(pending["action"]) in (Action.TRANSFERRED, Action.RETIRED):
+                assert row.holder_id is not None
+                signer = await custodial_signer(session, self.sealer, row.holder_id)
+                if signer is None:
+                    raise Conflict("the holder signs for this wallet", code="WALLET_NOT_CUSTODIAL")
+            session.expunge(row)
+        try:
+            signature = await self._send(row, pending, signer)
+        except LedgerUnavailable:
+            raise ApiError(
+                "the ledger is unavailable; the action is kept and will be completed",
+                code="LEDGER_UNAVAILABLE",
+                status_code=503,
+            ) from None
+        except LedgerError as error:
+            await self._drop(certificate_id, pending)
+            raise ApiError(
+                f"the ledger refused the {pending['action']} action",
+                code="LEDGER_REJECTED",
+                status_code=502,
+                details={"error": str(error)},
+            ) from None
         outbox = Outbox()
         async with self.db.sessionmaker() as session:
             row = await _locked(session, certificate_id)
@@ -385,7 +343,7 @@ class Certificates:
                     row.pending = None
                 await session.commit()
 
-    async def _send(self, session: AsyncSession, row: Certificate, pending: dict[str, Any]) -> str:
+    async def _send(self, row: Certificate, pending: dict[str, Any], signer: Keypair | None) -> str:
         ledger = await self.ledger()
         action, key = Action(pending["action"]), pending["key"]
         mint = Pubkey.from_string(row.mint)
@@ -396,21 +354,17 @@ class Certificates:
                 uri=f"{self.config.base_url}/api/erc/{row.id}/verify",
                 fields=tuple(expected_fields(row).items()),
             )
-            issued = await ledger.issue_certificate(
-                metadata, Pubkey.from_string(row.holder_wallet), idempotency_key=key
-            )
+            holder = Pubkey.from_string(row.holder_wallet)
+            issued = await ledger.issue_certificate(metadata, holder, idempotency_key=key)
             return str(issued.signatures[-1])
         if action is Action.WITHDRAWN:
             memo = ix.memo(ledger.fee_payer.pubkey(), f"gridtokenx erc withdrawn {row.mint}")
             return str(await ledger.submit([memo], idempotency_key=key))
-        assert row.holder_id is not None
-        owner = await custodial_signer(session, self.sealer, row.holder_id)
-        if owner is None:
-            raise Conflict("the holder signs for this wallet", code="WALLET_NOT_CUSTODIAL")
+        assert signer is not None
         if action is Action.TRANSFERRED:
             to = Pubkey.from_string(pending["to_wallet"])
-            return str(await ledger.transfer_certificate(mint, owner, to, idempotency_key=key))
-        return str(await ledger.retire_certificate(mint, owner, idempotency_key=key))
+            return str(await ledger.transfer_certificate(mint, signer, to, idempotency_key=key))
+        return str(await ledger.retire_certificate(mint, signer, idempotency_key=key))
 
     def _apply(
         self, session: AsyncSession, row: Certificate, pending: dict[str, Any], signature: str, outbox: Outbox
@@ -501,224 +455,6 @@ class Certificates:
                 session.add(CertificateEvent(certificate_id=row.id, action=Action.EXPIRED, details={}))
             await session.commit()
         return len(rows)
-
-    # ---- reads ---------------------------------------------------------------------------------
-    async def page(
-        self,
-        user: User,
-        *,
-        status: str | None,
-        meter_id: uuid.UUID | None,
-        start: datetime | None,
-        end: datetime | None,
-        limit: int,
-        offset: int,
-    ) -> tuple[list[CertificateOut], int]:
-        """Certificates the user holds or was issued, newest period first."""
-        query = select(Certificate).where(
-            or_(Certificate.holder_id == user.id, Certificate.owner_id == user.id)
-        )
-        if status:
-            query = query.where(Certificate.status == status)
-        if meter_id:
-            query = query.where(Certificate.meter_id == meter_id)
-        if start:
-            query = query.where(Certificate.period_end > start)
-        if end:
-            query = query.where(Certificate.period_start < end)
-        async with self.db.sessionmaker() as session:
-            total = await session.scalar(select(func.count()).select_from(query.subquery())) or 0
-            rows = await session.scalars(
-                query.order_by(Certificate.period_start.desc(), Certificate.id).limit(limit).offset(offset)
-            )
-            return [certificate_out(row) for row in rows], int(total)
-
-    async def detail(self, certificate_id: uuid.UUID, user: User) -> CertificateDetail:
-        async with self.db.sessionmaker() as session:
-            row = await session.get(Certificate, certificate_id)
-            if row is None or (user.role != Role.ADMIN and user.id not in (row.owner_id, row.holder_id)):
-                raise NotFound("no such certificate", code="CERTIFICATE_NOT_FOUND")
-            events = await session.scalars(
-                select(CertificateEvent)
-                .where(CertificateEvent.certificate_id == row.id)
-                .order_by(CertificateEvent.at, CertificateEvent.id)
-            )
-            history = [
-                HistoryOut(
-                    action=e.action,
-                    at=e.at,
-                    actor_id=e.actor_id,
-                    from_wallet=e.from_wallet,
-                    to_wallet=e.to_wallet,
-                    signature=e.signature,
-                    details=e.details,
-                )
-                for e in events
-            ]
-            return CertificateDetail(
-                **certificate_out(row).model_dump(), reading_ids=list(row.reading_ids), history=history
-            )
-
-    async def matching(self, user: User, start: datetime, end: datetime) -> MatchingOut:
-        """Hourly matching for a consumer: their consumption beside the certified energy retired
-        for them in the same hour."""
-        async with self.db.sessionmaker() as session:
-            meters = await list_meters(session, owner=user)
-            consumed = await readings.consumption_by_hour(session, [m.id for m in meters], start, end)
-            retired = [
-                (period_of(row), row.energy_wh)
-                for row in await session.scalars(
-                    select(Certificate).where(
-                        Certificate.retired_by == user.id,
-                        Certificate.status == Status.RETIRED,
-                        Certificate.period_start >= start,
-                        Certificate.period_start < end,
-                    )
-                )
-            ]
-        hours = rules.hourly_matching(consumed, retired)
-        return MatchingOut(
-            hours=[
-                HourMatchOut(
-                    hour=utc_from_epoch(h.hour),
-                    consumed_wh=h.consumed_wh,
-                    matched_wh=h.matched_wh,
-                    matched_share=f"{h.share_ppm // 1_000_000}.{h.share_ppm % 1_000_000:06d}",
-                )
-                for h in hours
-            ],
-            consumed_wh=sum(h.consumed_wh for h in hours),
-            matched_wh=sum(h.matched_wh for h in hours),
-        )
-
-    # ---- verification --------------------------------------------------------------------------
-    async def verify(self, *, certificate_id: uuid.UUID | None = None, mint: str | None = None) -> VerifyOut:
-        """Read the certificate from the ledger and check it against the platform's records and
-        the readings behind it; every disagreement is a reason it is invalid."""
-        async with self.db.sessionmaker() as session:
-            if certificate_id is not None:
-                row = await session.get(Certificate, certificate_id)
-                if row is None:
-                    raise NotFound("no such certificate", code="CERTIFICATE_NOT_FOUND")
-                mint = row.mint
-            else:
-                assert mint is not None
-                row = await session.scalar(select(Certificate).where(Certificate.mint == mint))
-            try:
-                address = Pubkey.from_string(mint)
-            except ValueError:
-                raise Unprocessable(f"{mint!r} is not a base58 address", code="MINT_INVALID") from None
-            current = None
-            if row is not None:
-                current = await readings.canonical_by_ids(session, row.meter_id, row.reading_ids)
-        return await self._check(address, row, current)
-
-    async def _check(
-        self, mint: Pubkey, row: Certificate | None, current: dict[str, bytes] | None
-    ) -> VerifyOut:
-        ledger = await self.ledger()
-        reasons: list[str] = []
-        try:
-            info = await ledger.get_certificate(mint)
-        except NotATokenAccount:
-            raise NotFound("that address is not a certificate", code="CERTIFICATE_NOT_FOUND") from None
-        if info is None and row is None:
-            raise NotFound("no such certificate", code="CERTIFICATE_NOT_FOUND")
-        on_ledger = {} if info is None else dict(info.metadata.fields)
-        owner: str | None = None
-        recomputed: str | None = None
-        if row is None:
-            reasons.append("the platform has no record of this certificate")
-        elif info is None:
-            reasons.append(
-                "pending: not on the ledger yet"
-                if row.status == Status.PENDING
-                else "not found on the ledger"
-            )
-        else:
-            differences = rules.field_differences(expected_fields(row), on_ledger)
-            if differences:
-                reasons.append("database record disagrees with the ledger on: " + ", ".join(differences))
-            reasons += await _ledger_state(ledger, row, info.supply, mint)
-            if info.supply == 1 and not reasons:
-                owner = row.holder_wallet
-        if info is not None:
-            if info.mint_authority is not None:
-                reasons.append("the mint authority was never removed: supply is not fixed")
-            if info.update_authority is not None:
-                reasons.append("the metadata can still be changed")
-        if row is not None and current is not None:
-            missing = [i for i in row.reading_ids if i not in current]
-            if missing:
-                reasons.append(f"{len(missing)} reading(s) behind the certificate no longer exist")
-            recomputed = rules.readings_hash(current[i] for i in row.reading_ids if i in current)
-            if on_ledger and recomputed != on_ledger.get("readings_hash"):
-                reasons.append("readings changed after issuance: their hash no longer matches the ledger")
-            if row.status == Status.WITHDRAWN:
-                reasons.append(f"withdrawn by the issuer: {row.withdraw_reason}")
-            elif row.status == Status.EXPIRED:
-                reasons.append("expired")
-        return VerifyOut(
-            valid=not reasons,
-            reasons=reasons,
-            certificate_id=None if row is None else row.id,
-            mint=str(mint),
-            status=None if row is None else row.status,
-            owner=owner,
-            supply=None if info is None else info.supply,
-            metadata={
-                "name": info.metadata.name,
-                "symbol": info.metadata.symbol,
-                "uri": info.metadata.uri,
-                **on_ledger,
-            }
-            if info is not None
-            else {},
-            readings_hash_on_ledger=on_ledger.get("readings_hash"),
-            readings_hash_recomputed=recomputed,
-        )
-
-    async def audit(self) -> list[str]:
-        """Every issued certificate compared with the ledger (fields, supply, holder)."""
-        ledger = await self.ledger()
-        problems: list[str] = []
-        async with self.db.sessionmaker() as session:
-            rows = list(
-                await session.scalars(select(Certificate).where(Certificate.status != Status.PENDING))
-            )
-        for row in rows:
-            mint = Pubkey.from_string(row.mint)
-            try:
-                info = await ledger.get_certificate(mint)
-            except NotATokenAccount:
-                info = None
-            if info is None:
-                problems.append(f"certificate {row.id}: mint {row.mint} not on the ledger")
-                continue
-            differences = rules.field_differences(expected_fields(row), dict(info.metadata.fields))
-            if differences:
-                problems.append(f"certificate {row.id}: ledger disagrees on {', '.join(differences)}")
-            problems += [
-                f"certificate {row.id}: {line}"
-                for line in await _ledger_state(ledger, row, info.supply, mint)
-            ]
-        return problems
-
-
-async def _ledger_state(ledger: Ledger, row: Certificate, supply: int, mint: Pubkey) -> list[str]:
-    """Supply and holder on the ledger against the row's status and holder."""
-    retired = row.status == Status.RETIRED
-    if retired and supply != 0:
-        return [f"recorded as retired but its supply on the ledger is {supply}"]
-    if not retired and supply != 1:
-        return [f"recorded as {row.status} but its supply on the ledger is {supply} (burned?)"]
-    if retired:
-        return []
-    holder = Pubkey.from_string(row.holder_wallet)
-    balance = await ledger.get_token_account_balance(await ledger.associated_address(holder, mint))
-    if balance != 1:
-        return [f"the ledger does not show it in the recorded holder's wallet {row.holder_wallet}"]
-    return []
 
 
 async def _lock_meter(session: AsyncSession, meter_id: uuid.UUID) -> None:
