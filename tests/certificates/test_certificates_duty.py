@@ -9,6 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
+from gridtokenx.certificates import worker
 from gridtokenx.certificates.service import Certificates
 from gridtokenx.core.context import AppContext
 from tests.certificates.cert_helpers import device_with_generation, hour_start, post_readings
@@ -26,6 +27,11 @@ def settings_overrides() -> dict[str, Any]:
     }
 
 
+@pytest.fixture(autouse=True)
+def quick_rounds(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(worker, "ROUND_SECONDS", 1.0)
+
+
 async def _certificates(client: httpx.AsyncClient, token: str) -> list[dict[str, Any]]:
     return list((await client.get("/api/erc", params={"limit": 100}, headers=bearer(token))).json()["items"])
 
@@ -36,7 +42,7 @@ async def test_auto_issuance_certifies_every_settled_period_once(
     start = hour_start()
     device = await device_with_generation(client, ctx, start, [100, 110, 120])
     await post_readings(client, device, start + 3 * INTERVAL, [130], quality=8)  # tampered: never certified
-    for _ in range(200):  # the gateway runs the duty (embedded mode); rounds every few seconds
+    for _ in range(300):  # the gateway runs the duty (embedded mode)
         found = await _certificates(client, device.owner)
         if len(found) == 3 and all(c["status"] == "active" for c in found):
             break

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 
 import structlog
@@ -18,7 +19,15 @@ ROUND_SECONDS = 30.0
 def certificate_duty(
     db: Database, certificates: Certificates, *, auto_issue: bool, lookback: timedelta
 ) -> LeasedDuty:
+    """A full round every ROUND_SECONDS: the lease is renewed more often than that, and scanning
+    every meter's settled periods on each renewal would be wasted work."""
+    last_round = [float("-inf")]
+
     async def work(token: int) -> float:
+        due = last_round[0] + ROUND_SECONDS - time.monotonic()
+        if due > 0:
+            return due
+        last_round[0] = time.monotonic()
         resumed = await certificates.resume_pending()
         expired = await certificates.expire_due()
         issued = await certificates.issue_settled(lookback) if auto_issue else 0
