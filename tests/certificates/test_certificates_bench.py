@@ -18,6 +18,7 @@ def test_bench_measures_every_figure(tmp_path: Path) -> None:
     assert set(by_name) == {
         "raw Token-2022 mint_to (1 per call)",
         "certificate NFT on the ledger alone",
+        "  the same with an idempotency key",
         "certificates issued (whole use case)",
         "  issued / raw mint_to",
         "verify latency p50",

@@ -4,7 +4,8 @@ the same embedded ledger, measured in the same run, and public verification late
 Three figures, so the cost of each layer shows:
 - raw: one Token-2022 `mint_to` per call on a 0-decimal mint (the ledger's cheapest write);
 - NFT: `Ledger.issue_certificate` alone (mint account, metadata pointer, seven metadata fields,
-  mint 1, authorities removed), no database;
+  mint 1, authorities removed), no database; then the same under an idempotency key, as issuance
+  sends it (the ledger keeps the signed plan for a retry);
 - issued: the whole use case (meter lock row, overlap check, readings query and hash, the
   pending row before the send, the ledger, the history row and events after).
 Verification reads the certificate back from the ledger and recomputes the readings hash.
@@ -137,6 +138,12 @@ async def _bench(count: int, meters: int, concurrency: int, directory: Path) -> 
         )
         nft = await _rate(count, concurrency, lambda _: ledger.issue_certificate(metadata, holder))
         figures.append(("certificate NFT on the ledger alone", "NFTs/s", nft))
+        keyed = await _rate(
+            count,
+            concurrency,
+            lambda k: ledger.issue_certificate(metadata, holder, idempotency_key=f"bench-nft:{k}"),
+        )
+        figures.append(("  the same with an idempotency key", "NFTs/s", keyed))
 
         issued: list[uuid.UUID] = []
 
