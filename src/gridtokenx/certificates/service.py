@@ -1,4 +1,5 @@
-"""Certificate use cases: issue, transfer, retire, withdraw, expire, verify, list, match.
+"""Certificate use cases that write: issue, transfer, retire, withdraw, expire (the reads are
+in `queries.py`, public verification and the audit in `verification.py`).
 
 Every ledger action follows one path: record it on the row as `pending` (with its idempotency
 key) and commit, send it through the ledger (which signs once and stores the signed bytes before
@@ -10,6 +11,7 @@ same key, so nothing is signed twice and nothing is lost.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -25,9 +27,7 @@ from gridtokenx.certificates import rules
 from gridtokenx.certificates.mapping import certificate_out, expected_fields, period_of
 from gridtokenx.certificates.models import Certificate, CertificateEvent, CertificateMeterLock
 from gridtokenx.certificates.rules import Action, Period, RuleError, Status
-from gridtokenx.certificates.schemas import (
-    CertificateOut,
-)
+from gridtokenx.certificates.schemas import CertificateOut
 from gridtokenx.core.db import Database
 from gridtokenx.core.errors import ApiError, Conflict, NotFound, Unprocessable
 from gridtokenx.core.settings import Settings
@@ -264,8 +264,13 @@ class Certificates:
         return await self._act(certificate_id, actor, Action.WITHDRAWN, prepare)
 
     async def _act(
-        self, certificate_id: uuid.UUID, actor: User, action: Action, prepare: Any
+        self,
+        certificate_id: uuid.UUID,
+        actor: User,
+        action: Action,
+        prepare: Callable[[AsyncSession, Certificate], Awaitable[dict[str, Any]]],
     ) -> CertificateOut:
+        """Check who may act and what the status allows, record the action, then send it."""
         await self._finish(certificate_id)  # an earlier action left half-done goes first
         async with self.db.sessionmaker() as session:
             row = await _locked(session, certificate_id)
