@@ -256,6 +256,18 @@ def bench_mint(
     mint.run(samples=samples, readings=readings, owners=owners)
 
 
+@bench_app.command("erc")
+@friendly_errors
+def bench_erc(
+    count: Annotated[int, typer.Option(help="Certificates (and raw mints) in each timed part.")] = 200,
+    concurrency: Annotated[int, typer.Option(help="Concurrent issuers.")] = 8,
+) -> None:
+    """Certificates issued per second beside the raw Token-2022 mint rate; verification p95."""
+    from gridtokenx.bench import erc
+
+    erc.run(count=count, concurrency=concurrency)
+
+
 @bench_app.command("ingest")
 @friendly_errors
 def bench_ingest(

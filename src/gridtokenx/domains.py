@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from gridtokenx.accounts.domain import domain as accounts
+from gridtokenx.certificates.domain import domain as certificates
 from gridtokenx.core.context import AppContext
 from gridtokenx.core.domain import BackgroundService, Domain
 from gridtokenx.ledger.domain import domain as ledger
@@ -13,7 +14,17 @@ from gridtokenx.tokenization.domain import domain as tokenization
 from gridtokenx.wallets.domain import domain as wallets
 from gridtokenx.web.domain import domain as web
 
-DOMAINS: tuple[Domain, ...] = (ledger, accounts, wallets, meters, tokenization, readings, market, web)
+DOMAINS: tuple[Domain, ...] = (
+    ledger,
+    accounts,
+    wallets,
+    meters,
+    tokenization,
+    readings,
+    market,
+    certificates,
+    web,
+)
 """In start order: the ledger first, since later domains' background work uses it."""
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from gridtokenx.accounts import models as _accounts  # noqa: F401
+from gridtokenx.certificates import models as _certificates  # noqa: F401
 from gridtokenx.core import models as _core  # noqa: F401
 from gridtokenx.core.db import Base
 from gridtokenx.market import models as _market  # noqa: F401

@@ -24,7 +24,7 @@ from gridtokenx.domains import audit
 from gridtokenx.ledger.domain import LedgerHandle
 from gridtokenx.ledger.factory import AUTHORITY_FILE
 from gridtokenx.ledger.keypairs import save_keypair
-from gridtokenx.ledger.testing_rpc import Fault, LiteSvmRpcServer
+from gridtokenx.ledger.local_rpc import Fault, LiteSvmRpcServer
 from gridtokenx.tokenization.models import EntryState, MintTx, TxState
 from gridtokenx.tokenization.tokens import energy_mint
 from gridtokenx.tokenization.worker import Minter

@@ -149,6 +149,15 @@ class Settings(BaseSettings):
     mqtt_max_inflight: int = env("mqtt_max_inflight", default=200, ge=1, le=100_000)
     mqtt_batch_readings: int = env("mqtt_batch_readings", default=1000, ge=1, le=100_000)
 
+    # --- certificates --------------------------------------------------------------------------
+    erc_auto_issue: bool = env("erc_auto_issue", default=False)
+    erc_period_seconds: int = env("erc_period_seconds", default=900, ge=60, le=3600)
+    erc_settle_seconds: int = env("erc_settle_seconds", default=3600, ge=0)
+    erc_expiry_seconds: int = env("erc_expiry_seconds", default=2 * 365 * 86_400, ge=0)
+    erc_lookback_hours: int = env("erc_lookback_hours", default=24, ge=1, le=24 * 62)
+    erc_technology: str = env("erc_technology", default="solar-pv", min_length=1, max_length=32)
+    erc_country: str = env("erc_country", default="TH", min_length=2, max_length=8)
+
     @field_validator("cors_origins", mode="before")
     @classmethod
     def _split_csv(cls, value: Any) -> Any:

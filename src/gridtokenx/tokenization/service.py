@@ -12,11 +12,11 @@ from sqlalchemy import case, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from gridtokenx.core.db import is_postgres
 from gridtokenx.core.errors import ApiError, NotFound
 from gridtokenx.core.types import utcnow
 from gridtokenx.meters.service import get_meter
 from gridtokenx.readings.hooks import StoredReading
-from gridtokenx.readings.store import is_postgres
 from gridtokenx.tokenization.models import EntryState, Kind, MintEntry, MintTx, TxState
 
 Key = tuple[uuid.UUID, int, datetime]

@@ -11,6 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from gridtokenx.accounts.models import User
 from gridtokenx.accounts.service import get_user
 from gridtokenx.wallets.models import CustodialWallet
 from gridtokenx.wallets.sealing import Sealer
@@ -65,3 +66,11 @@ async def verify_key(session: AsyncSession, sealer: Sealer) -> None:
     sealed = await session.scalar(select(CustodialWallet.sealed_seed).limit(1))
     if sealed is not None:
         sealer.open(sealed)
+
+
+async def user_of_wallet(session: AsyncSession, address: str) -> uuid.UUID | None:
+    """The platform user who holds `address` (linked or custodial), None for an outside wallet."""
+    linked = await session.scalar(select(User.id).where(User.wallet_address == address))
+    if linked is not None:
+        return linked
+    return await session.scalar(select(CustodialWallet.user_id).where(CustodialWallet.address == address))
