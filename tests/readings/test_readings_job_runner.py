@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from typing import Any
 
@@ -56,3 +57,28 @@ async def test_a_job_started_twice_is_applied_once(client: httpx.AsyncClient, ct
     assert body_left is None and stored == 6
     shown = await client.get(f"/api/meters/jobs/{first.id}", headers=bearer(device.owner))
     assert shown.json()["status"] == "done" and len(shown.json()["results"]) == 6
+
+
+async def test_a_worker_runs_the_jobs_a_gateway_queued(client: httpx.AsyncClient, ctx: AppContext) -> None:
+    """The gateway here runs no duties: `gridtokenx worker` (its `run_worker`) picks the job up."""
+    from gridtokenx.worker import run_worker
+
+    device = await make_device(client, ctx)
+    body = device.signed_batch([aligned_now(5) + i * INTERVAL for i in range(3)])
+    queued = await client.post(
+        "/api/meters/readings/batch?async=true", content=body, headers=bearer(device.owner)
+    )
+    assert queued.status_code == 202
+    url = f"/api/meters/jobs/{queued.json()['job_id']}"
+    stop = asyncio.Event()
+    worker = asyncio.create_task(run_worker(ctx.settings, stop=stop))
+    try:
+        for _ in range(300):
+            job = (await client.get(url, headers=bearer(device.owner))).json()
+            if job["status"] == "done":
+                break
+            await asyncio.sleep(0.1)
+    finally:
+        stop.set()
+        await asyncio.wait_for(worker, timeout=30)
+    assert job["status"] == "done" and job["accepted"] == 3

@@ -20,10 +20,10 @@ Nothing the broker acknowledged to a device is lost:
   may name another message by then); the broker has already redelivered it.
 
 To catch up after an outage faster than devices publish, paho's network thread only parses a
-message and queues it: `CONSUMERS` tasks take up to `GRIDTOKENX_MQTT_BATCH_READINGS` readings
-from several messages into one transaction, with at most `GRIDTOKENX_MQTT_MAX_INFLIGHT` messages
-held unacknowledged (the network thread waits beyond that). The broker settings a deployment needs
-(queue limits for an outage, inflight window) are in the README.
+message and queues it. Consumer tasks (`CONSUMERS` on PostgreSQL, one on SQLite) each take up to
+`GRIDTOKENX_MQTT_BATCH_READINGS` readings from several messages into one transaction, with at most
+`GRIDTOKENX_MQTT_MAX_INFLIGHT` messages held unacknowledged (the network thread waits beyond
+that). The broker settings a deployment needs (queue limits for an outage, inflight window) are in the README.
 
 Over MQTT the signature is the credential: only device-signed native readings are accepted (the
 broker's own authentication guards the connection).
@@ -56,7 +56,7 @@ from gridtokenx.readings.pipeline import IngestPipeline, ItemResult, Submitter
 from gridtokenx.readings.reading import Reading
 
 log = structlog.get_logger(__name__)
-CONSUMERS = 2  # concurrent transactions: PostgreSQL overlaps them; SQLite queues them
+CONSUMERS = 2  # concurrent transactions on PostgreSQL; SQLite has one writer, so one consumer
 RETRY_FIRST_S, RETRY_MAX_S = 0.5, 30.0
 CLIENT_ID_FILE = "mqtt_client_id"
 DEVICE_ONLY = Submitter(None, device_only=True)
@@ -150,8 +150,10 @@ class MqttIngest:
     async def start(self) -> None:
         assert self.settings.mqtt_broker_host
         self.loop = asyncio.get_running_loop()
+        # on SQLite a second consumer would only wait for the writer with a smaller batch in hand
+        consumers = 1 if self.pipeline.db.is_sqlite else CONSUMERS
         self._consumers = [
-            asyncio.create_task(self._consume(), name=f"mqtt-consumer-{n}") for n in range(CONSUMERS)
+            asyncio.create_task(self._consume(), name=f"mqtt-consumer-{n}") for n in range(consumers)
         ]
         session = Properties(PacketTypes.CONNECT)
         session.SessionExpiryInterval = self.settings.mqtt_session_expiry_seconds
