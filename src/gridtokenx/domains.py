@@ -5,11 +5,12 @@ from __future__ import annotations
 from gridtokenx.accounts.domain import domain as accounts
 from gridtokenx.core.context import AppContext
 from gridtokenx.core.domain import BackgroundService, Domain
+from gridtokenx.events.domain import domain as events
 from gridtokenx.ledger.domain import domain as ledger
 from gridtokenx.meters.domain import domain as meters
 from gridtokenx.readings.domain import domain as readings
 
-DOMAINS: tuple[Domain, ...] = (ledger, accounts, meters, readings)
+DOMAINS: tuple[Domain, ...] = (ledger, accounts, meters, readings, events)
 """In start order: the ledger first, since later domains' background work uses it."""
 
 

@@ -9,6 +9,7 @@ every item gets its own verdict, and events are published only after the commit.
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -42,6 +43,7 @@ from gridtokenx.readings.batch_facts import (
     states_by_meter,
 )
 from gridtokenx.readings.errors import ReadingError, http_status
+from gridtokenx.readings.ingest_metrics import count_verdicts, observe_batch, rejection_owners
 from gridtokenx.readings.intervals import MAX_ESTIMATED_GAP_S, assign_interval, estimate_gap
 from gridtokenx.readings.partitions import PartitionManager
 from gridtokenx.readings.reading import (
@@ -375,8 +377,10 @@ class IngestPipeline:
         }
         await self.partitions.ensure_for(sorted(moments))
         outbox = Outbox()
+        started = time.perf_counter()
         async with self.db.session() as session:
             results = await _Batch(self, session, submitter, items, outbox).run()
+        observe_batch(results, time.perf_counter() - started)
         await outbox.flush(self.bus)
         return results
 
@@ -530,6 +534,7 @@ class _Batch:
             if start:
                 await asyncio.sleep(0)  # let other requests run between slices
             verdicts.extend(_verdict(*job[1:]) for job in jobs[start : start + VERIFY_SLICE])
+        count_verdicts(verdicts)
         kept = []
         used: set[uuid.UUID] = set()
         for (index, reading, _moment, _candidates), (verdict, key) in zip(jobs, verdicts, strict=True):
@@ -735,7 +740,11 @@ class _Batch:
                 continue
             if result.status is ItemStatus.REJECTED:
                 self.outbox.add(
-                    "MeterReadingRejected", index=result.index, code=result.code, message=result.message
+                    "MeterReadingRejected",
+                    index=result.index,
+                    code=result.code,
+                    message=result.message,
+                    **rejection_owners(result, self.submitter, meters),
                 )
                 continue
             meter = meters[result.meter_serial or ""]
