@@ -11,6 +11,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 from rich.console import Console
 
+from gridtokenx.cluster import app as cluster_app
 from gridtokenx.core.settings import SettingsError, get_settings
 from gridtokenx.ledger.cli import app as ledger_app
 
@@ -26,6 +27,7 @@ app.add_typer(db_app, name="db")
 app.add_typer(admin_app, name="admin")
 app.add_typer(bench_app, name="bench")
 app.add_typer(ledger_app, name="ledger")
+app.add_typer(cluster_app, name="cluster")
 
 console = Console()
 DEFAULT_BOOK_SIZES = "1000,10000,100000,1000000"

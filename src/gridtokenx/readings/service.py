@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from gridtokenx.accounts.models import User
 from gridtokenx.core.db import Database
 from gridtokenx.core.errors import ApiError, NotFound
+from gridtokenx.core.metrics import BATCH_JOBS_COMPLETED, BATCH_JOBS_SUBMITTED
 from gridtokenx.core.types import utcnow
 from gridtokenx.core.units import wh_to_kwh
 from gridtokenx.meters.models import Meter
@@ -149,6 +150,7 @@ async def create_job(session: AsyncSession, user: User, total: int) -> IngestJob
     job = IngestJob(user_id=user.id, total=total)
     session.add(job)
     await session.flush()
+    BATCH_JOBS_SUBMITTED.inc()
     return job
 
 
@@ -171,6 +173,7 @@ async def run_job(
             job = await session.get(IngestJob, job_id)
             assert job is not None
             job.status, job.error, job.finished_at = "failed", f"{type(exc).__name__}: {exc}"[:500], utcnow()
+        BATCH_JOBS_COMPLETED.labels("failed").inc()
         raise
     async with db.session() as session:
         job = await session.get(IngestJob, job_id)
@@ -184,6 +187,7 @@ async def run_job(
         )
         job.results = [r.as_dict() for r in results]
         job.finished_at = utcnow()
+    BATCH_JOBS_COMPLETED.labels("done").inc()
 
 
 async def get_job(session: AsyncSession, user: User, job_id: uuid.UUID) -> IngestJob:
