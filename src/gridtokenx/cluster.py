@@ -70,9 +70,10 @@ def _secret(path: Path) -> str:
     return path.read_text().strip()
 
 
-def shared_environment(topology: Topology, ledger_url: str) -> dict[str, str]:
+def shared_environment(
+    topology: Topology, *, ledger_url: str, jwt_secret: str, authority_path: str
+) -> dict[str, str]:
     """What every gateway and worker of the topology is started with (deploy/ mirrors it)."""
-    directory = topology.directory
     return {
         "GRIDTOKENX_ENVIRONMENT": "distributed",
         "GRIDTOKENX_DATABASE_URL": topology.database_url,
@@ -81,14 +82,22 @@ def shared_environment(topology: Topology, ledger_url: str) -> dict[str, str]:
         "GRIDTOKENX_MQTT_BROKER_PORT": str(topology.mqtt_port),
         "GRIDTOKENX_MQTT_TOPIC_PREFIX": topology.mqtt_prefix,
         "GRIDTOKENX_EVENTS_PREFIX": topology.events_prefix,
-        "GRIDTOKENX_JWT_SECRET": _secret(directory / "jwt_secret"),
+        "GRIDTOKENX_JWT_SECRET": jwt_secret,
         "GRIDTOKENX_LEDGER_BACKEND": "rpc",
         "GRIDTOKENX_SOLANA_RPC_URL": ledger_url,
-        "GRIDTOKENX_AUTHORITY_KEYPAIR_PATH": str(directory / "authority.json"),
+        "GRIDTOKENX_AUTHORITY_KEYPAIR_PATH": authority_path,
         "GRIDTOKENX_RUN_DUTIES": "false",
         "GRIDTOKENX_LOG_JSON": "true",
         "GRIDTOKENX_LOG_LEVEL": "info",
     }
+
+
+WORKER_COMMAND = ["-m", "gridtokenx.cli", "worker"]
+LEDGER_COMMAND = ["-m", "gridtokenx.cluster"]
+
+
+def gateway_command(port: int | str, host: str = "127.0.0.1") -> list[str]:
+    return ["-m", "gridtokenx.cli", "serve", "--host", host, "--port", str(port)]
 
 
 def _spawn(name: str, args: list[str], env: dict[str, str], directory: Path, url: str) -> Process:
@@ -169,15 +178,20 @@ def up(topology: Topology, *, timeout: float = 120.0) -> list[Process]:
     try:
         url_file = directory / "ledger.url"
         url_file.unlink(missing_ok=True)
-        ledger = _spawn("ledger", ["-m", "gridtokenx.cluster", str(url_file)], {}, directory, "")
+        ledger = _spawn("ledger", [*LEDGER_COMMAND, str(url_file)], {}, directory, "")
         processes.append(ledger)
         ledger.url = _wait_file(url_file, ledger, timeout)
-        env = shared_environment(topology, ledger.url)
+        env = shared_environment(
+            topology,
+            ledger_url=ledger.url,
+            jwt_secret=_secret(directory / "jwt_secret"),
+            authority_path=str(directory / "authority.json"),
+        )
         for i in range(topology.gateways):
             port = topology.gateway_port(i)
             gateway = _spawn(
                 f"gateway-{i + 1}",
-                ["-m", "gridtokenx.cli", "serve", "--host", "127.0.0.1", "--port", str(port)],
+                gateway_command(port),
                 {**env, "GRIDTOKENX_DATA_DIR": str(directory / f"gateway-{i + 1}")},
                 directory,
                 f"http://127.0.0.1:{port}",
@@ -188,7 +202,7 @@ def up(topology: Topology, *, timeout: float = 120.0) -> list[Process]:
             processes.append(
                 _spawn(
                     f"worker-{i + 1}",
-                    ["-m", "gridtokenx.cli", "worker"],
+                    WORKER_COMMAND,
                     {
                         **env,
                         "GRIDTOKENX_DATA_DIR": str(directory / f"worker-{i + 1}"),
