@@ -13,11 +13,14 @@ from fastapi import APIRouter, WebSocket
 
 from gridtokenx.accounts.models import Role, User
 from gridtokenx.accounts.service import authenticate_api_key
+from gridtokenx.core.cache import Cache
 from gridtokenx.core.context import AppContext
 from gridtokenx.core.domain import BackgroundService, Domain
 from gridtokenx.core.errors import ApiError
 from gridtokenx.core.security import TokenError
 from gridtokenx.events.hub import Hub
+from gridtokenx.events.invalidation import stale_entries
+from gridtokenx.events.model import Event
 from gridtokenx.events.rules import Viewer
 from gridtokenx.meters.service import owned_meter
 
@@ -71,6 +74,15 @@ class AccountsAuthority:
 
 def _wire(ctx: AppContext) -> None:
     settings = ctx.settings
+    cache = ctx.services.add(
+        Cache(settings.redis_url, prefix=settings.cache_prefix, enabled=settings.cache_enabled)
+    )
+    if cache.active:  # no subscriber otherwise: the readings pipeline skips events nobody hears
+
+        async def invalidate(event: Event) -> None:
+            await cache.invalidate(stale_entries(event))
+
+        ctx.bus.subscribe("*", invalidate)
     ctx.services.add(
         Hub(
             ctx.bus,
@@ -82,7 +94,7 @@ def _wire(ctx: AppContext) -> None:
 
 
 def _background(ctx: AppContext) -> Sequence[BackgroundService]:
-    return (ctx.bus, ctx.services.get(Hub))
+    return (ctx.bus, ctx.services.get(Hub), ctx.services.get(Cache))
 
 
 domain = Domain(name="events", routers=(router,), wire=_wire, background=_background)
