@@ -285,5 +285,19 @@ def bench_ingest(
     )
 
 
+@bench_app.command("ws")
+def bench_ws(
+    clients: Annotated[int, typer.Option(min=1, help="Connected WebSocket clients.")] = 1000,
+    events: Annotated[int, typer.Option(min=1, help="Events fanned out to every client.")] = 100,
+    rate: Annotated[float, typer.Option(min=0.1, help="Events published per second.")] = 10.0,
+    gateways: Annotated[str, typer.Option(help="Gateway process counts to run, comma-separated.")] = "1,2",
+) -> None:
+    """WebSocket fan-out through real gateways over Redis: delivery latency p50/p95/p99, messages/s."""
+    from gridtokenx.bench import ws
+
+    counts = tuple(int(g) for g in gateways.split(",") if g.strip())
+    ws.run(clients=clients, events=events, rate=rate, gateways=counts)
+
+
 if __name__ == "__main__":  # pragma: no cover
     app()

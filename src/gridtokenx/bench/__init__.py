@@ -1,0 +1,1 @@
+"""Benchmarks kept out of the domains: `gridtokenx bench ws`, `gridtokenx bench cluster`."""
