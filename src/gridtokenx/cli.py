@@ -299,5 +299,18 @@ def bench_ws(
     ws.run(clients=clients, events=events, rate=rate, gateways=counts)
 
 
+@bench_app.command("cluster")
+def bench_cluster(
+    readings: Annotated[int, typer.Option(min=1000, help="Readings per scenario.")] = 20_000,
+    batch: Annotated[int, typer.Option(min=1, help="Readings per batch.")] = 1000,
+    meters: Annotated[int, typer.Option(min=1)] = 200,
+    pg_url: Annotated[str | None, typer.Option(help="PostgreSQL admin URL for the scratch database.")] = None,
+) -> None:
+    """Signed ingest through 1 and 2 gateways on PostgreSQL with the Redis bus; the 2:1 ratio."""
+    from gridtokenx.bench import cluster
+
+    cluster.run(readings=readings, batch=batch, meters=meters, pg_url=pg_url)
+
+
 if __name__ == "__main__":  # pragma: no cover
     app()
