@@ -12,6 +12,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import InvalidStatus
 
 from gridtokenx.core.context import AppContext
+from gridtokenx.core.metrics import REGISTRY
 from gridtokenx.events.model import Event
 from tests.events.conftest import Live
 from tests.helpers import bearer, user_token
@@ -21,6 +22,19 @@ from tests.readings.ingest_helpers import aligned_now, make_device
 @pytest.fixture
 def backend() -> str:
     return "sqlite"  # the hub does not touch the database beyond authentication
+
+
+def metric_values() -> dict[str, float]:
+    def value(name: str, **labels: str) -> float:
+        return REGISTRY.get_sample_value(name, labels) or 0.0
+
+    return {
+        "submitted": value("meter_readings_submitted_total"),
+        "valid_signatures": value("device_signature_verifications_total", result="valid"),
+        "negative": value("meter_readings_validation_errors_total", error_type="NEGATIVE_VALUE"),
+        "sent_received": value("websocket_messages_sent_total", event_type="MeterReadingReceived"),
+        "published_received": value("gridtokenx_events_published_total", event_type="MeterReadingReceived"),
+    }
 
 
 async def receive(ws: ClientConnection, timeout: float = 5.0) -> dict[str, Any]:
@@ -80,6 +94,7 @@ async def test_a_reading_reaches_its_owner_and_admins_only(live: Live, ctx: AppC
         assert refusal["code"] == "CHANNEL_FORBIDDEN" and refusal["channel"] == meter
         await receive(admin)
 
+        before = metric_values()
         response = await live.http.post(
             "/api/meters/readings", content=device.signed(aligned_now()), headers=bearer(device.owner)
         )
@@ -99,6 +114,14 @@ async def test_a_reading_reaches_its_owner_and_admins_only(live: Live, ctx: AppC
         )
         assert bad.status_code == 422
         rejected = await next_event(owner)
+        after = metric_values()
+        assert after["submitted"] == before["submitted"] + 2
+        assert after["valid_signatures"] == before["valid_signatures"] + 2
+        assert after["negative"] == before["negative"] + 1
+        assert after["sent_received"] >= before["sent_received"] + 2  # owner and admin
+        assert after["published_received"] == before["published_received"] + 1
+        exposed = (await live.http.get("/metrics")).text
+        assert "meter_readings_submitted_total" in exposed and "websocket_clients_connected 3.0" in exposed
         assert rejected["type"] == "MeterReadingRejected"
         assert rejected["data"]["user_id"] == str(ctx.jwt.decode(device.owner).user_id)
         await nothing_more(other)

@@ -38,6 +38,8 @@ class Cache:
             else None
         )
         self.prefix = prefix
+        self._stale: set[tuple[CacheName, str]] = set()
+        self._flush: asyncio.Task[None] | None = None
 
     @property
     def active(self) -> bool:
@@ -75,9 +77,25 @@ class Cache:
         except _FAILURES:
             log.warning("cache_invalidate_failed", entries=len(entries))
 
+    def invalidate_soon(self, entries: list[tuple[CacheName, str]]) -> None:
+        """Coalesce invalidations: a 1,000-reading batch makes two events per reading, yet its
+        meters' entries are deleted once, in one command, a moment later."""
+        if self.redis is None or not entries:
+            return
+        self._stale.update(entries)
+        if self._flush is None or self._flush.done():
+            self._flush = asyncio.create_task(self._flush_stale())
+
+    async def _flush_stale(self) -> None:
+        await asyncio.sleep(0.01)
+        stale, self._stale = list(self._stale), set()
+        await self.invalidate(stale)
+
     async def start(self) -> None:
         """Connections open on first use."""
 
     async def stop(self) -> None:
+        if self._flush is not None:
+            await asyncio.gather(self._flush, return_exceptions=True)
         if self.redis is not None:
             await self.redis.aclose()

@@ -80,7 +80,7 @@ def _wire(ctx: AppContext) -> None:
     if cache.active:  # no subscriber otherwise: the readings pipeline skips events nobody hears
 
         async def invalidate(event: Event) -> None:
-            await cache.invalidate(stale_entries(event))
+            cache.invalidate_soon(stale_entries(event))
 
         ctx.bus.subscribe("*", invalidate)
     ctx.services.add(

@@ -173,7 +173,7 @@ class Hub:
             if since is not None:
                 await self._resume(client, since)
             await self._receive(client)
-        except WebSocketDisconnect:
+        except (WebSocketDisconnect, RuntimeError):  # RuntimeError: receive after a close we sent
             pass
         finally:
             self.clients.discard(client)
