@@ -19,7 +19,9 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from importlib.util import find_spec
 from pathlib import Path
 from typing import Annotated
 
@@ -62,16 +64,17 @@ class Topology:
         return self.base_port + 100 + index
 
 
-def _secret(path: Path) -> str:
+def _secret(path: Path, make: Callable[[], str] = lambda: secrets.token_urlsafe(48)) -> str:
+    """A secret kept 0600 in the cluster's directory, made on first use."""
     if not path.exists():
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as handle:
-            handle.write(secrets.token_urlsafe(48))
+            handle.write(make())
     return path.read_text().strip()
 
 
 def shared_environment(
-    topology: Topology, *, ledger_url: str, jwt_secret: str, authority_path: str
+    topology: Topology, *, ledger_url: str, jwt_secret: str, wallet_key: str, authority_path: str
 ) -> dict[str, str]:
     """What every gateway and worker of the topology is started with (deploy/ mirrors it)."""
     return {
@@ -83,6 +86,7 @@ def shared_environment(
         "GRIDTOKENX_MQTT_TOPIC_PREFIX": topology.mqtt_prefix,
         "GRIDTOKENX_EVENTS_PREFIX": topology.events_prefix,
         "GRIDTOKENX_JWT_SECRET": jwt_secret,
+        "GRIDTOKENX_WALLET_ENCRYPTION_KEY": wallet_key,  # custodial wallets: one key for every process
         "GRIDTOKENX_LEDGER_BACKEND": "rpc",
         "GRIDTOKENX_SOLANA_RPC_URL": ledger_url,
         "GRIDTOKENX_AUTHORITY_KEYPAIR_PATH": authority_path,
@@ -93,7 +97,14 @@ def shared_environment(
 
 
 WORKER_COMMAND = ["-m", "gridtokenx.cli", "worker"]
-LEDGER_COMMAND = ["-m", "gridtokenx.cluster"]
+
+
+def ledger_command() -> list[str]:
+    """`gridtokenx ledger serve-rpc` where the ledger package has it; else this module's own
+    stand-in around the same LiteSVM-backed server. Either prints its URL as its first line."""
+    if find_spec("gridtokenx.ledger.local_rpc") is not None:
+        return ["-m", "gridtokenx.cli", "ledger", "serve-rpc", "--port", "0"]
+    return ["-m", "gridtokenx.cluster"]
 
 
 def gateway_command(port: int | str, host: str = "127.0.0.1") -> list[str]:
@@ -152,11 +163,13 @@ def _wait_healthy(url: str, process: Process, timeout: float) -> None:
     raise RuntimeError(f"{process.name} did not answer {url} within {timeout:.0f} s; see {process.log}")
 
 
-def _wait_file(path: Path, process: Process, timeout: float) -> str:
+def _wait_url(log: Path, process: Process, timeout: float) -> str:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if path.exists() and path.read_text().strip():
-            return path.read_text().strip()
+        lines = log.read_text().split("\n") if log.exists() else []
+        urls = [line.strip() for line in lines[:-1] if line.startswith("http://")]  # whole lines only
+        if urls:
+            return urls[0]
         if not _alive(process.pid):
             raise RuntimeError(f"{process.name} exited during start-up; see {process.log}")
         time.sleep(0.1)
@@ -176,15 +189,15 @@ def up(topology: Topology, *, timeout: float = 120.0) -> list[Process]:
 
     processes: list[Process] = []
     try:
-        url_file = directory / "ledger.url"
-        url_file.unlink(missing_ok=True)
-        ledger = _spawn("ledger", [*LEDGER_COMMAND, str(url_file)], {}, directory, "")
+        (directory / "ledger.log").unlink(missing_ok=True)
+        ledger = _spawn("ledger", ledger_command(), {}, directory, "")
         processes.append(ledger)
-        ledger.url = _wait_file(url_file, ledger, timeout)
+        ledger.url = _wait_url(Path(ledger.log), ledger, timeout)
         env = shared_environment(
             topology,
             ledger_url=ledger.url,
             jwt_secret=_secret(directory / "jwt_secret"),
+            wallet_key=_secret(directory / "wallet_key", lambda: secrets.token_hex(32)),
             authority_path=str(directory / "authority.json"),
         )
         for i in range(topology.gateways):
@@ -309,7 +322,7 @@ def down_command(directory: Dir = Path("var/cluster")) -> None:
         typer.echo(f"no cluster is up in {directory}")
 
 
-def _serve_ledger(url_file: Path) -> None:
+def _serve_ledger() -> None:
     """The ledger process: the LiteSVM-backed JSON-RPC server until SIGTERM."""
     from gridtokenx.ledger.testing_rpc import LiteSvmRpcServer
 
@@ -322,10 +335,10 @@ def _serve_ledger(url_file: Path) -> None:
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
     with LiteSvmRpcServer(block_time=0.4) as server:
-        url_file.write_text(server.url)
+        print(server.url, flush=True)
         while not stopping:
             time.sleep(0.2)
 
 
 if __name__ == "__main__":  # pragma: no cover
-    _serve_ledger(Path(sys.argv[1]))
+    _serve_ledger()

@@ -40,6 +40,7 @@ def test_compose_runs_what_cluster_up_runs() -> None:
         ),
         ledger_url="${SOLANA_RPC_URL}",
         jwt_secret="${GRIDTOKENX_JWT_SECRET}",
+        wallet_key="${GRIDTOKENX_WALLET_ENCRYPTION_KEY}",
         authority_path="/run/secrets/authority",
     )
     services = compose["services"]
@@ -74,6 +75,7 @@ def test_systemd_units_run_what_cluster_up_runs() -> None:
         ),
         ledger_url="https://solana-rpc.gridtokenx.internal",
         jwt_secret=env["GRIDTOKENX_JWT_SECRET"],
+        wallet_key=env["GRIDTOKENX_WALLET_ENCRYPTION_KEY"],
         authority_path="/etc/gridtokenx/authority.json",
     )
     assert env == expected and len(env["GRIDTOKENX_JWT_SECRET"]) >= 32

@@ -1,1 +1,1 @@
-"""Benchmarks kept out of the domains: `gridtokenx bench ws`, `gridtokenx bench cluster`."""
+"""Benchmarks: every `gridtokenx bench ...`, measured beside this machine's own ceilings."""

@@ -33,7 +33,7 @@ def run(
     *, readings: int, batch: int, meters: int, pg_url: str | None, console: Console | None = None
 ) -> float:
     """Returns readings/s with 2 gateways divided by readings/s with 1."""
-    from gridtokenx.readings import bench_ingest
+    from gridtokenx.readings import bench_ingest  # gridtokenx.bench.ingest once the reshape is in
 
     console = console or Console()
     previous = os.environ.get("REDIS_URL")

@@ -22,7 +22,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Callable, Iterable
-from typing import Any, Protocol
+from typing import Any
 
 import orjson
 import structlog
@@ -41,12 +41,16 @@ CLOSE_SLOW_CONSUMER = 4008
 CLOSE_HEARTBEAT = 4009
 
 
-class Authority(Protocol):
-    """What the hub asks the accounts and meters domains (wired in events/domain.py)."""
+class Authority:
+    """What the hub asks the domains above it: who a credential is, who may watch a meter.
+    The meters domain registers the implementation (`meters/watch.py`); events imports nothing
+    above it."""
 
-    async def authenticate(self, credential: str) -> Viewer | None: ...
+    async def authenticate(self, credential: str) -> Viewer | None:
+        raise NotImplementedError
 
-    async def may_watch_meter(self, viewer: Viewer, meter_id: str) -> bool: ...
+    async def may_watch_meter(self, viewer: Viewer, meter_id: str) -> bool:
+        raise NotImplementedError
 
 
 def credential_of(websocket: WebSocket) -> str | None:
