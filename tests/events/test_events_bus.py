@@ -7,10 +7,13 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator
 
+import httpx
 import pytest
 from redis.asyncio import Redis
 from sqlalchemy import text
 
+from gridtokenx.app import create_app
+from gridtokenx.core.context import AppContext
 from gridtokenx.core.db import Database
 from gridtokenx.core.metrics import REDIS_PUBSUB_ERRORS
 from gridtokenx.events.bus import EventBus
@@ -19,6 +22,8 @@ from gridtokenx.events.redis_bus import RedisEventBus
 from gridtokenx.events.unit import unit_of_work
 from tests.conftest import REDIS_URL
 from tests.events.redis_proxy import RedisProxy
+from tests.helpers import bearer
+from tests.readings.ingest_helpers import aligned_now, make_device
 
 
 def recorder(bus: EventBus) -> list[Event]:
@@ -172,3 +177,21 @@ async def test_redis_outage_degrades_to_local_delivery_and_recovers(prefix: str)
         await bus.stop()
         await peer.stop()
         await proxy.down()
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+async def test_an_ingest_never_fails_because_redis_is_down(ctx: AppContext) -> None:
+    ctx.bus = RedisEventBus("redis://127.0.0.1:1/0", prefix="unreachable", timeout=0.2)  # nothing there
+    seen = recorder(ctx.bus)
+    app = create_app(context=ctx)
+    errors = REDIS_PUBSUB_ERRORS.labels("publish")._value.get()
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app, client=("203.0.113.7", 40000))
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+            device = await make_device(client, ctx)
+            response = await client.post(
+                "/api/meters/readings", content=device.signed(aligned_now()), headers=bearer(device.owner)
+            )
+    assert response.status_code == 201, response.text
+    assert REDIS_PUBSUB_ERRORS.labels("publish")._value.get() > errors
+    assert [e.type for e in seen] == ["MeterReadingReceived", "MeterReadingVerified"]  # delivered locally

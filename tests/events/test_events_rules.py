@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime
+from decimal import Decimal
 
 import pytest
 
@@ -41,6 +43,12 @@ def test_make_normalises_uuids_and_the_pipelines_owner_name() -> None:
     assert event.data["x"] == 1 and event.v == 1 and event.id == 0
     assert event.routing.valid and event.routing.users == {str(owner)}
     assert event.routing.meter_id == METER
+
+
+def test_make_turns_decimals_and_moments_into_json_strings() -> None:
+    moment = datetime(2026, 1, 1, tzinfo=UTC)
+    event = Event.make("TokensMinted", {"user_id": ALICE, "kwh": Decimal("1.500"), "at": moment})
+    assert event.data["kwh"] == "1.500" and event.data["at"] == "2026-01-01T00:00:00+00:00"
 
 
 def test_owner_event_goes_to_its_owner_and_admins_only() -> None:

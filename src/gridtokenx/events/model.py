@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
 from enum import StrEnum
 from functools import cached_property
 from typing import Any
@@ -181,11 +183,16 @@ _ALIASES = {"owner_id": "user_id"}  # the readings pipeline names a meter's owne
 
 
 def _plain(value: Any) -> Any:
-    return str(value) if isinstance(value, uuid.UUID) else value
+    """JSON-able as sent: ids and exact decimals as strings, moments in ISO 8601."""
+    if isinstance(value, uuid.UUID | Decimal):
+        return str(value)
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return value
 
 
 def normalise(data: dict[str, Any]) -> dict[str, Any]:
-    """UUIDs as strings, legacy owner names under the model's name."""
+    """Plain JSON values, legacy owner names under the model's name."""
     out = {key: _plain(value) for key, value in data.items()}
     for legacy, name in _ALIASES.items():
         if legacy in out and name not in out:
