@@ -11,6 +11,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 from rich.console import Console
 
+from gridtokenx.cluster import app as cluster_app
 from gridtokenx.core.settings import SettingsError, get_settings
 from gridtokenx.ledger.cli import app as ledger_app
 
@@ -26,6 +27,7 @@ app.add_typer(db_app, name="db")
 app.add_typer(admin_app, name="admin")
 app.add_typer(bench_app, name="bench")
 app.add_typer(ledger_app, name="ledger")
+app.add_typer(cluster_app, name="cluster")
 
 console = Console()
 DEFAULT_BOOK_SIZES = "1000,10000,100000,1000000"
@@ -308,6 +310,33 @@ def bench_ingest(
         history_days=history_days,
         bare=bare,
     )
+
+
+@bench_app.command("ws")
+def bench_ws(
+    clients: Annotated[int, typer.Option(min=1, help="Connected WebSocket clients.")] = 1000,
+    events: Annotated[int, typer.Option(min=1, help="Events fanned out to every client.")] = 100,
+    rate: Annotated[float, typer.Option(min=0.1, help="Events published per second.")] = 10.0,
+    gateways: Annotated[str, typer.Option(help="Gateway process counts to run, comma-separated.")] = "1,2",
+) -> None:
+    """WebSocket fan-out through real gateways over Redis: delivery latency p50/p95/p99, messages/s."""
+    from gridtokenx.bench import ws
+
+    counts = tuple(int(g) for g in gateways.split(",") if g.strip())
+    ws.run(clients=clients, events=events, rate=rate, gateways=counts)
+
+
+@bench_app.command("cluster")
+def bench_cluster(
+    readings: Annotated[int, typer.Option(min=1000, help="Readings per scenario.")] = 20_000,
+    batch: Annotated[int, typer.Option(min=1, help="Readings per batch.")] = 1000,
+    meters: Annotated[int, typer.Option(min=1)] = 200,
+    pg_url: Annotated[str | None, typer.Option(help="PostgreSQL admin URL for the scratch database.")] = None,
+) -> None:
+    """Signed ingest through 1 and 2 gateways on PostgreSQL with the Redis bus; the 2:1 ratio."""
+    from gridtokenx.bench import cluster
+
+    cluster.run(readings=readings, batch=batch, meters=meters, pg_url=pg_url)
 
 
 if __name__ == "__main__":  # pragma: no cover

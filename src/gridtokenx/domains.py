@@ -6,6 +6,7 @@ from gridtokenx.accounts.domain import domain as accounts
 from gridtokenx.certificates.domain import domain as certificates
 from gridtokenx.core.context import AppContext
 from gridtokenx.core.domain import BackgroundService, Domain
+from gridtokenx.events.domain import domain as events
 from gridtokenx.ledger.domain import domain as ledger
 from gridtokenx.market.domain import domain as market
 from gridtokenx.meters.domain import domain as meters
@@ -23,6 +24,7 @@ DOMAINS: tuple[Domain, ...] = (
     readings,
     market,
     certificates,
+    events,
     web,
 )
 """In start order: the ledger first, since later domains' background work uses it."""

@@ -9,10 +9,12 @@ import asyncio
 import signal
 
 import structlog
+from prometheus_client import start_http_server
 
 from gridtokenx.core.context import AppContext
 from gridtokenx.core.domain import BackgroundService
 from gridtokenx.core.logging import configure_logging
+from gridtokenx.core.metrics import REGISTRY
 from gridtokenx.core.migrate import upgrade
 from gridtokenx.core.settings import Settings
 from gridtokenx.domains import duty_services, wire
@@ -32,6 +34,8 @@ async def run_worker(settings: Settings, *, stop: asyncio.Event | None = None) -
     if settings.auto_migrate and settings.environment != "distributed":
         await upgrade(ctx.db)
     wire(ctx)
+    if settings.metrics_port:  # one registry per process, scraped on its own port
+        start_http_server(settings.metrics_port, addr=settings.host, registry=REGISTRY)
     started: list[BackgroundService] = []
     try:
         for service in [ctx.services.get(LedgerHandle), *duty_services(ctx)]:

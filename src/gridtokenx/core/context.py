@@ -13,6 +13,7 @@ from gridtokenx.core.security import JwtCodec
 from gridtokenx.core.services import Services
 from gridtokenx.core.settings import Settings, SettingsError
 from gridtokenx.events.bus import EventBus
+from gridtokenx.events.redis_bus import build_bus
 
 
 def _persisted_secret(path: Path) -> str:
@@ -55,6 +56,9 @@ class AppContext:
             db=Database(settings.effective_database_url, pool_size=settings.database_pool_size),
             jwt=JwtCodec(jwt_secret(settings), settings.jwt_issuer, settings.access_token_ttl_seconds),
             limiter=RateLimiter(settings.redis_url),
+            bus=build_bus(
+                settings.redis_url, prefix=settings.events_prefix, replay_size=settings.events_replay_size
+            ),
         )
 
     async def close(self) -> None:

@@ -21,6 +21,7 @@ from sqlalchemy import case, select, update
 from sqlalchemy.exc import IntegrityError
 
 from gridtokenx.core.db import Database
+from gridtokenx.core.metrics import LEASES_HELD
 from gridtokenx.core.models import Lease
 from gridtokenx.core.types import utcnow
 
@@ -127,6 +128,7 @@ class LeasedDuty:
             self._task = None
         if self.token is not None:
             self.token = None
+            LEASES_HELD.labels(self.name).set(0)
             await release(self.db, self.name, self.holder)
 
     async def _run(self) -> None:
@@ -138,6 +140,7 @@ class LeasedDuty:
                 if token != self.token:
                     log.info("lease_changed", duty=self.name, holder=self.holder, token=token)
                 self.token = token
+                LEASES_HELD.labels(self.name).set(0 if token is None else 1)
                 if token is not None:
                     pause = min(await self.work(token), retry)
             except asyncio.CancelledError:

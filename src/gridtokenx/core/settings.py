@@ -158,6 +158,15 @@ class Settings(BaseSettings):
     erc_technology: str = env("erc_technology", default="solar-pv", min_length=1, max_length=32)
     erc_country: str = env("erc_country", default="TH", min_length=2, max_length=8)
 
+    # --- events ------------------------------------------------------------------------------------
+    events_prefix: str = env("events_prefix", default="gridtokenx:events", pattern=r"^[A-Za-z0-9:_-]{1,64}$")
+    events_replay_size: int = env("events_replay_size", default=10_000, ge=10, le=1_000_000)
+    ws_send_queue: int = env("ws_send_queue", default=1_000, ge=1, le=100_000)
+    ws_ping_interval_seconds: float = env("ws_ping_interval_seconds", default=20.0, gt=0)
+    cache_enabled: bool = env("cache_enabled", default=True)
+    cache_prefix: str = env("cache_prefix", default="gridtokenx:cache", pattern=r"^[A-Za-z0-9:_-]{1,64}$")
+    metrics_port: int | None = env("metrics_port", default=None, ge=1, le=65535)
+
     @field_validator("cors_origins", mode="before")
     @classmethod
     def _split_csv(cls, value: Any) -> Any:

@@ -13,6 +13,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse, Response
 
 from gridtokenx.accounts.deps import CurrentUser, Principal, require_scope
+from gridtokenx.core.cache import Cache, CacheName
 from gridtokenx.core.deps import Ctx, DbSession
 from gridtokenx.core.errors import ApiError
 from gridtokenx.core.types import utcnow
@@ -334,29 +335,45 @@ From = Annotated[UtcDatetime | None, Query(alias="from")]
 To = Annotated[UtcDatetime | None, Query(alias="to")]
 
 
-@router.get("/api/meters/stats", tags=["readings"], responses=ERRORS)
-async def my_totals(user: CurrentUser, session: DbSession) -> MeterTotals:
-    return await service.totals(session, user)
+@router.get("/api/meters/stats", tags=["readings"], responses=ERRORS, response_model=MeterTotals)
+async def my_totals(user: CurrentUser, session: DbSession, ctx: Ctx) -> Response:
+    async def load() -> bytes:
+        return (await service.totals(session, user)).model_dump_json().encode()
+
+    body = await ctx.services.get(Cache).get_or_load(CacheName.USER_STATS, str(user.id), load)
+    return Response(body, media_type="application/json")
 
 
-@router.get("/api/meters/{meter_id}/readings", tags=["readings"], responses=ERRORS)
+@router.get(
+    "/api/meters/{meter_id}/readings", tags=["readings"], responses=ERRORS, response_model=ReadingPage
+)
 async def list_readings(
     meter_id: uuid.UUID,
     user: CurrentUser,
     session: DbSession,
+    ctx: Ctx,
     start: From = None,
     end: To = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
     trust: Annotated[Trust | None, Query()] = None,
     flag: Annotated[str | None, Query(max_length=40)] = None,
-) -> ReadingPage:
+) -> Response:
     meter = await owned_meter(session, user, meter_id)
-    lo, hi = service.time_range(start, end, service.MAX_RANGE)
-    rows, total = await service.readings_page(session, meter, lo, hi, limit, offset, trust, flag)
-    return ReadingPage(
-        items=[ReadingOut.model_validate(r) for r in rows], total=total, limit=limit, offset=offset
+
+    async def load() -> bytes:
+        lo, hi = service.time_range(start, end, service.MAX_RANGE)
+        rows, total = await service.readings_page(session, meter, lo, hi, limit, offset, trust, flag)
+        items = [ReadingOut.model_validate(r) for r in rows]
+        return ReadingPage(items=items, total=total, limit=limit, offset=offset).model_dump_json().encode()
+
+    recent = (start, end, limit, offset, trust, flag) == (None, None, 100, 0, None, None)
+    body = await (
+        ctx.services.get(Cache).get_or_load(CacheName.RECENT_READINGS, str(meter.id), load)
+        if recent
+        else load()
     )
+    return Response(body, media_type="application/json")
 
 
 async def _rollups(

@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from gridtokenx.accounts.models import User
 from gridtokenx.core.db import Database
 from gridtokenx.core.lease import LeasedDuty
+from gridtokenx.core.metrics import BATCH_JOBS_COMPLETED, BATCH_JOBS_SUBMITTED
 from gridtokenx.core.types import utcnow
 from gridtokenx.readings.envelope import decode_batch, to_reading
 from gridtokenx.readings.errors import ReadingError
@@ -42,6 +43,7 @@ async def submit(session: AsyncSession, user: User, body: bytes, total: int) -> 
     job = IngestJob(user_id=user.id, total=total, body=body)
     session.add(job)
     await session.flush()
+    BATCH_JOBS_SUBMITTED.inc()
     return job
 
 
@@ -121,6 +123,7 @@ class JobRunner:
             await self.pipeline.ingest(
                 Submitter(user), items, before_commit=self._finisher(job.id), received_at=job.received_at
             )
+            BATCH_JOBS_COMPLETED.labels("done").inc()
         except AlreadyDone:
             log.info("job_already_done", job_id=str(job.id))
         except Exception as exc:
@@ -156,6 +159,7 @@ class JobRunner:
 
     async def _fail(self, job_id: uuid.UUID, error: str) -> None:
         log.error("job_failed", job_id=str(job_id), error=error)
+        BATCH_JOBS_COMPLETED.labels("failed").inc()
         async with self.db.writing(), self.db.session() as session:
             await session.execute(
                 update(IngestJob)

@@ -42,6 +42,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import orjson
 import paho.mqtt.client as mqtt
@@ -49,6 +50,7 @@ import structlog
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from gridtokenx.core.metrics import MQTT_CONNECTION_ERRORS, MQTT_MESSAGES
 from gridtokenx.core.settings import Settings
 from gridtokenx.readings.envelope import decode_batch, decode_reading, to_reading
 from gridtokenx.readings.errors import ErrorCode, ReadingError
@@ -134,6 +136,8 @@ class MqttIngest:
             self.client.tls_set(cert_reqs=ssl.CERT_REQUIRED)
         self.client.on_connect = self._on_connect
         self.client.on_message = self._on_message
+        self.client.on_connect_fail = lambda *_: MQTT_CONNECTION_ERRORS.inc()
+        self.client.on_disconnect = self._on_disconnect
         self.connected = asyncio.Event()
         self.connection = 0
         self.stopping = False
@@ -188,7 +192,12 @@ class MqttIngest:
         assert self.loop is not None
         self.loop.call_soon_threadsafe(self.connected.set)
 
+    def _on_disconnect(self, *args: Any) -> None:
+        if getattr(args[3], "is_failure", False):  # (client, userdata, flags, reason, properties)
+            MQTT_CONNECTION_ERRORS.inc()
+
     def _on_message(self, _client: mqtt.Client, _userdata: object, message: mqtt.MQTTMessage) -> None:
+        MQTT_MESSAGES.inc()
         parts = message.topic.split("/")
         serial = parts[-2] if len(parts) >= 2 else ""
         items = [

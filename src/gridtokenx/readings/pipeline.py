@@ -9,6 +9,7 @@ every item gets its own verdict, and events are published only after the commit.
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -35,6 +36,7 @@ from gridtokenx.meters.rules import attested_mintable, key_covers
 from gridtokenx.readings import vee
 from gridtokenx.readings.batch_facts import STATE, StateFacts, states_by_meter
 from gridtokenx.readings.errors import ReadingError, http_status
+from gridtokenx.readings.ingest_metrics import count_verdicts, observe_batch, rejection_owners
 from gridtokenx.readings.intervals import MAX_ESTIMATED_GAP_S, assign_interval, estimate_gap
 from gridtokenx.readings.partitions import PartitionManager
 from gridtokenx.readings.reading import (
@@ -385,8 +387,10 @@ class IngestPipeline:
         }
         await self.partitions.ensure_for(sorted(moments))
         outbox = Outbox()
+        started = time.perf_counter()
         async with self.db.session() as session:
             results = await _Batch(self, session, submitter, items, outbox, before_commit, received_at).run()
+        observe_batch(results, time.perf_counter() - started)
         await outbox.flush(self.bus)
         return results
 
@@ -581,6 +585,7 @@ class _Batch:
                 await asyncio.sleep(0)  # let other requests run between slices
             received = utcnow()
             verdicts.extend(_verdict(*job[1:], received) for job in jobs[start : start + VERIFY_SLICE])
+        count_verdicts(verdicts)
         kept = []
         used: set[uuid.UUID] = set()
         for (index, reading, _moment, _candidates), (verdict, key) in zip(jobs, verdicts, strict=True):
@@ -787,7 +792,11 @@ class _Batch:
                 continue
             if result.status is ItemStatus.REJECTED:
                 self.outbox.add(
-                    "MeterReadingRejected", index=result.index, code=result.code, message=result.message
+                    "MeterReadingRejected",
+                    index=result.index,
+                    code=result.code,
+                    message=result.message,
+                    **rejection_owners(result, self.submitter, meters),
                 )
                 continue
             meter = meters[result.meter_serial or ""]
