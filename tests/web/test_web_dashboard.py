@@ -93,6 +93,6 @@ def test_phone_layout_keeps_navigation(gateway: str) -> None:
         page = browser.new_page(viewport={"width": 390, "height": 844})
         errors = ConsoleErrors(page)
         sign_in(page, gateway, *ADMIN)
-        expect(page.locator("nav >> text=Admin")).to_be_visible()
+        expect(page.get_by_role("link", name="Admin")).to_be_visible()
         screenshot(page, "overview-phone")
         assert errors.messages == [], "\n".join(errors.messages)

@@ -44,7 +44,7 @@ class LeaseState:
 async def try_acquire(db: Database, name: str, holder: str, ttl: timedelta) -> int | None:
     """Take or renew `name` for `holder`; the fencing token while held, None if another holds it."""
     now = utcnow()
-    async with db.session() as session:
+    async with db.writing(), db.session() as session:
         result = await session.execute(
             update(Lease)
             .where(Lease.name == name, (Lease.holder == holder) | (Lease.expires_at < now))
@@ -60,7 +60,7 @@ async def try_acquire(db: Database, name: str, holder: str, ttl: timedelta) -> i
         if token is not None:
             return int(token)
     try:
-        async with db.session() as session:
+        async with db.writing(), db.session() as session:
             session.add(Lease(name=name, holder=holder, token=1, expires_at=now + ttl, renewed_at=now))
         return 1
     except IntegrityError:  # another process claimed it first
@@ -69,7 +69,7 @@ async def try_acquire(db: Database, name: str, holder: str, ttl: timedelta) -> i
 
 async def release(db: Database, name: str, holder: str) -> None:
     """Give the duty up at once (a clean stop), so the next holder need not wait for the TTL."""
-    async with db.session() as session:
+    async with db.writing(), db.session() as session:
         await session.execute(
             update(Lease).where(Lease.name == name, Lease.holder == holder).values(expires_at=utcnow())
         )

@@ -57,17 +57,19 @@ const live = {
     live.channels = channels;
     const proto = location.protocol === "https:" ? "wss" : "ws";
     const since = live.lastId ? `&since=${encodeURIComponent(live.lastId)}` : "";
-    const socket = new WebSocket(`${proto}://${location.host}/ws?token=${encodeURIComponent(token)}${since}`);
+    const query = `token=${encodeURIComponent(token)}&channels=${encodeURIComponent(channels.join(","))}${since}`;
+    const socket = new WebSocket(`${proto}://${location.host}/ws?${query}`);
     live.socket = socket;
     socket.onopen = () => {
       live.connected = true;
-      socket.send(JSON.stringify({ action: "subscribe", channels }));
       live.emit({ type: "_status" });
     };
     socket.onmessage = (message) => {
       let event;
       try { event = JSON.parse(message.data); } catch { return; }
       if (event.type === "ping") { socket.send(JSON.stringify({ type: "pong" })); return; }
+      if (["welcome", "subscribed", "pong", "error"].includes(event.type)) return;
+      if (event.type === "too_old") { live.lastId = null; live.emit({ type: "_refetch" }); return; }
       if (event.id !== undefined && event.id !== null) live.lastId = event.id;
       live.emit(event);
     };
@@ -133,7 +135,7 @@ document.addEventListener("alpine:init", () => {
     },
     channels() {
       const session = Alpine.store("session");
-      return ["market", "orderbook", "epochs", "user"].concat(session.isAdmin ? ["meters:*"] : []);
+      return session.token ? ["market", "orderbook", "epochs", "user"] : [];
     },
     logout() { Alpine.store("session").clear(); location.hash = "#/login"; },
   }));
