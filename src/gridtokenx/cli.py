@@ -13,6 +13,7 @@ from rich.console import Console
 
 from gridtokenx.core.settings import SettingsError, get_settings
 from gridtokenx.ledger.cli import app as ledger_app
+from gridtokenx.simulator.cli import simulate
 
 app = typer.Typer(
     help="GridTokenX platform command line.", no_args_is_help=True, pretty_exceptions_enable=False
@@ -26,6 +27,7 @@ app.add_typer(db_app, name="db")
 app.add_typer(admin_app, name="admin")
 app.add_typer(bench_app, name="bench")
 app.add_typer(ledger_app, name="ledger")
+app.command("simulate")(simulate)
 
 console = Console()
 DEFAULT_BOOK_SIZES = "1000,10000,100000,1000000"

@@ -182,3 +182,10 @@ def test_clock_accelerated_replays_the_past_and_never_passes_the_wall() -> None:
     assert aligned(1_000_007, 15) == 1_000_005
     with pytest.raises(ValueError):
         SimClock(speed=0.5)
+
+
+def test_clock_resumes_where_the_fleet_stopped() -> None:
+    wall = [1_000_000.0]
+    clock = SimClock(speed=60, duration_s=600, wall=lambda: wall[0], not_before=999_000)
+    assert clock.now() == 999_000
+    assert SimClock(speed=60, duration_s=600, wall=lambda: wall[0], not_before=2e6).now() == wall[0]

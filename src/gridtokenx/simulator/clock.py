@@ -3,7 +3,8 @@
 The gateway refuses readings from the future, so an accelerated run replays the recent past:
 with `speed` X and a run of T wall seconds the simulated clock starts (X - 1) x T seconds ago and
 reaches the present as the run ends (`--speed 60 --duration 600` covers the last ten hours).
-After that, or with no duration, it is clamped to the wall clock.
+After that, or with no duration, it is clamped to the wall clock. A resumed fleet starts no
+earlier than where it stopped.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ class SimClock:
     speed: float = 1.0
     duration_s: float | None = None
     wall: Callable[[], float] = time.time
+    not_before: float | None = None  # a resumed fleet never replays what it already measured
     origin_wall: float = field(init=False)
     origin_sim: float = field(init=False)
 
@@ -37,6 +39,8 @@ class SimClock:
             self.speed - 1
         )
         self.origin_sim = self.origin_wall - replay
+        if self.not_before is not None:
+            self.origin_sim = min(max(self.origin_sim, self.not_before), self.origin_wall)
 
     def now(self) -> float:
         """Simulated seconds since the epoch (UTC), never later than the wall clock."""
