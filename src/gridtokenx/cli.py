@@ -285,5 +285,32 @@ def bench_ingest(
     )
 
 
+@bench_app.command("fleet")
+@friendly_errors
+def bench_fleet(
+    setups: Annotated[
+        str, typer.Option(help="Comma-separated: embedded, postgres-1, postgres-2.")
+    ] = "embedded,postgres-1",
+    meters: Annotated[str, typer.Option(help="Fleet sizes to try, comma-separated.")] = "100",
+    speed: Annotated[float, typer.Option(help="Time acceleration: the load of meters x speed.")] = 20.0,
+    duration: Annotated[float, typer.Option(help="Wall seconds per run.")] = 15.0,
+    interval: Annotated[int, typer.Option(help="Seconds per reading interval.")] = 15,
+    pg_url: Annotated[
+        str | None, typer.Option(help="PostgreSQL server to create the bench databases on.")
+    ] = None,
+) -> None:
+    """The largest meter fleet a gateway set-up sustains (short by default)."""
+    from gridtokenx.bench import fleet
+
+    fleet.run(
+        setups=tuple(s.strip() for s in setups.split(",") if s.strip()),
+        meters=tuple(int(m) for m in meters.split(",") if m.strip()),
+        speed=speed,
+        duration_s=duration,
+        interval_s=interval,
+        pg_admin_url=pg_url or fleet.DEFAULT_PG_ADMIN_URL,
+    )
+
+
 if __name__ == "__main__":  # pragma: no cover
     app()

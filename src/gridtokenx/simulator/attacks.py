@@ -9,7 +9,7 @@ readings (past slots before the run, fresh sequence numbers taken from the fleet
 - other_meter: a validly signed reading of a meter the sending account does not own: METER_NOT_OWNED.
 - future: an interval an hour ahead: FUTURE_READING.
 - beyond_capacity: generation and export at twice the nameplate: EXCEEDS_CAPACITY.
-- frozen_register: the last interval again, registers stuck at the interval before: REGISTER_SUM_MISMATCH.
+- frozen_register: the next interval with energy but registers stuck at the last: REGISTER_SUM_MISMATCH.
 - pv_at_night: PV generation while the sun is below the horizon: accepted but flagged PV_AT_NIGHT
   (so never minted).
 - flood: more requests than the per-credential budget, from one account: RATE_LIMITED.
@@ -147,28 +147,25 @@ async def beyond_capacity(driver: FleetDriver) -> AttackResult:
 
 
 async def frozen_register(driver: FleetDriver) -> AttackResult:
+    """The interval after the last stored one, energy flowing but registers stuck where they were.
+    (With intervals over 120 s and no acceleration that interval may still be in the future.)"""
     interval = driver.config.interval_s
-    for serial, kept in sorted(driver.stored.items()):
-        if len(kept) < 2:
-            continue
-        before, last = decode_reading(kept[0]), decode_reading(kept[1])
-        if last.interval_start - before.interval_start != interval:
-            continue
-        imported = last.import_wh or (0 if last.export_wh else 5)
-        signed = _signed(
-            driver,
-            serial,
-            interval_start=last.interval_start,
-            import_wh=imported,
-            export_wh=last.export_wh,
-            generation_wh=last.generation_wh,
-            consumption_wh=last.consumption_wh + imported - last.import_wh,
-            import_register_wh=before.import_register_wh,  # stuck
-            export_register_wh=before.export_register_wh,
-        )
-        got = _outcome(*await _post(driver, encode_reading(signed), _owner_key(driver, serial)))
-        return AttackResult("frozen_register", "REGISTER_SUM_MISMATCH", got)
-    return AttackResult("frozen_register", "REGISTER_SUM_MISMATCH", "no two consecutive stored readings")
+    serial = next(s for s, kept in sorted(driver.stored.items()) if kept)
+    last = decode_reading(driver.stored[serial][-1])
+    imported = max(last.import_wh, 5)  # more than the gateway's 1 Wh register tolerance
+    signed = _signed(
+        driver,
+        serial,
+        interval_start=last.interval_start + interval,
+        import_wh=imported,
+        export_wh=0,
+        generation_wh=0,
+        consumption_wh=imported,
+        import_register_wh=last.import_register_wh,  # stuck
+        export_register_wh=last.export_register_wh,
+    )
+    got = _outcome(*await _post(driver, encode_reading(signed), _owner_key(driver, serial)))
+    return AttackResult("frozen_register", "REGISTER_SUM_MISMATCH", got)
 
 
 def night_slot(driver: FleetDriver, rng: random.Random) -> int:

@@ -45,6 +45,7 @@ RESIGN_MARGIN_S = 30
 @dataclass
 class FleetConfig:
     gateway: str
+    more_gateways: tuple[str, ...] = ()  # further gateway processes to spread HTTP requests over
     fleet_file: Path = Path("var/simulator/fleet.db")
     meters: int = DEFAULT_METERS
     interval_s: int = 15
@@ -69,6 +70,7 @@ class FleetConfig:
     max_catchup: int = 40  # intervals a meter backfills after a pause; older ones are skipped
     drain_timeout_s: float = 20.0  # how long `stop` keeps sending what is spooled
     flood_requests: int = 700
+    claim: bool = True  # owners claim their meters; off: unowned meters for head-end-only benches
     retry: RetryPolicy = field(default_factory=RetryPolicy)
 
     def __post_init__(self) -> None:
@@ -76,6 +78,8 @@ class FleetConfig:
             raise ValueError("transport must be http, batch or mqtt")
         if self.compat is not None and self.transport == "mqtt":
             raise ValueError("the compatibility shapes go over HTTP (http or batch)")
+        if not self.claim and (self.transport == "http" or self.scenarios):
+            raise ValueError("HTTP single and the attack scenarios need owners: keep claim on")
         if self.scenarios and self.compat is not None:
             raise ValueError("attack scenarios use the native signed reading; drop --compat")
         unknown = set(self.scenarios) - set(attacks.SCENARIOS)
@@ -130,7 +134,9 @@ class FleetDriver:
             config.prefix,
             config.interval_s,
         )
-        await provision(self.file, self.http, config.admin_email, config.admin_password, config.site)
+        await provision(
+            self.file, self.http, config.admin_email, config.admin_password, config.site, claim=config.claim
+        )
         self.records = {r.spec.serial: r for r in self.file.meters()}
         self.keys = {serial: DeviceKey.from_seed(r.key_seed) for serial, r in self.records.items()}
         interval = int(self.file.get("interval_s") or config.interval_s)
@@ -138,7 +144,7 @@ class FleetDriver:
             raise ValueError(f"this fleet file was provisioned with {interval} s intervals")
         self.transport = self._transport()
         await self.transport.start()
-        self.stats.spool_depth = self.file.depth()
+        self.stats.note_depth(self.file.depth())
         resumed = [r.next_interval for r in self.records.values() if r.next_interval is not None]
         # provisioning is not run time; a resumed fleet goes on from where it stopped
         self.clock = SimClock(config.speed, config.duration_s, not_before=min(resumed, default=None))
@@ -149,11 +155,14 @@ class FleetDriver:
         config = self.config
         assert self.file is not None
         owners = self.file.owners()
-        keys = {serial: owners[r.owner].api_key or "" for serial, r in self.records.items()}
+        keys = {
+            serial: owners[r.owner].api_key or "" if r.owner in owners else ""
+            for serial, r in self.records.items()
+        }
         if config.transport == "mqtt":
             return MqttTransport(config.mqtt_host, config.mqtt_port, config.mqtt_prefix)
         return HttpTransport(
-            config.gateway,
+            (config.gateway, *config.more_gateways),
             Route(config.shape),
             keys.__getitem__,
             batch=config.transport == "batch",
@@ -269,7 +278,7 @@ class FleetDriver:
                         self._step(db, record, start, wall)
                 self.stats.dropped += self.file.trim(db)
             self.stats.intervals += 1
-            self.stats.spool_depth = self.file.depth()
+            self.stats.note_depth(self.file.depth())
 
     def _step(self, db: sqlite3.Connection, record: MeterRecord, start: int, wall: int) -> None:
         assert self.file is not None
@@ -311,7 +320,7 @@ class FleetDriver:
         self.file.done(i.id for i in final)
         for item in items:
             self._count(item, answers[item.id])
-        self.stats.spool_depth = self.file.depth()
+        self.stats.note_depth(self.file.depth())
         return bool(final) or not items
 
     def _refresh(self, items: Sequence[Spooled]) -> list[Spooled]:

@@ -91,9 +91,12 @@ async def provision(
     admin_email: str,
     admin_password: str,
     site: Site,
+    *,
+    claim: bool = True,
 ) -> None:
-    """Run the steps that the fleet file does not yet record as done."""
-    owners = fleet_file.owners()
+    """Run the steps that the fleet file does not yet record as done. Without `claim` the meters
+    stay unowned and report through the head-end's credential only (fleet-capacity benches)."""
+    owners = fleet_file.owners() if claim else {}
     pending = [m for m in fleet_file.meters() if not m.provisioned]
     missing_keys = [o for o in owners.values() if o.api_key is None]
     if not pending and not missing_keys and fleet_file.get("admin_api_key"):
@@ -133,17 +136,17 @@ async def provision(
             },
             headers=admin,
         )
-        if created.status_code != 409:
-            _check(created, f"create meter {spec.serial}")
-        owner = owners[record.owner]
-        if record.owner not in tokens:
-            tokens[record.owner] = await _login(http, owner.email, owner.password)
-        claimed = await http.post(
-            "/api/meters/verify",
-            json={"serial": spec.serial, "meter_key": record.meter_key},
-            headers=tokens[record.owner],
-        )
-        meter = _check(claimed, f"claim {spec.serial}")
+        meter = {} if created.status_code == 409 else _check(created, f"create meter {spec.serial}")
+        if claim:
+            owner = owners[record.owner]
+            if record.owner not in tokens:
+                tokens[record.owner] = await _login(http, owner.email, owner.password)
+            claimed = await http.post(
+                "/api/meters/verify",
+                json={"serial": spec.serial, "meter_key": record.meter_key},
+                headers=tokens[record.owner],
+            )
+            meter = _check(claimed, f"claim {spec.serial}")
         key = DeviceKey.from_seed(record.key_seed)
         device = await http.post(
             "/api/admin/devices/register",
@@ -152,4 +155,4 @@ async def provision(
         )
         if device.status_code != 409:
             _check(device, f"device key of {spec.serial}")
-        fleet_file.mark_provisioned(spec.serial, str(meter["id"]))
+        fleet_file.mark_provisioned(spec.serial, str(meter.get("id", "")))

@@ -53,8 +53,13 @@ class FleetStats:
     )
     dropped: int = 0  # pushed out of a full spool: lost
     spool_depth: int = 0
+    max_spool_depth: int = 0
     intervals: int = 0
     attacks: list[AttackResult] = field(default_factory=list)
+
+    def note_depth(self, depth: int) -> None:
+        self.spool_depth = depth
+        self.max_spool_depth = max(self.max_spool_depth, depth)
 
     @property
     def total(self) -> ClassStats:

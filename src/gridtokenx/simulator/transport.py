@@ -83,11 +83,12 @@ def single_answer(response: httpx.Response) -> Answer:
 
 
 class HttpTransport:
-    """HTTP single or batch; `credential(serial)` gives the X-API-Key for a meter's readings."""
+    """HTTP single or batch; `credential(serial)` gives the X-API-Key for a meter's readings.
+    With several gateway URLs (processes behind no balancer) requests go round-robin."""
 
     def __init__(
         self,
-        base_url: str,
+        base_urls: Sequence[str],
         route: Route,
         credential: Callable[[str], str],
         *,
@@ -98,7 +99,8 @@ class HttpTransport:
         policy: RetryPolicy | None = None,
         timeout_s: float = 30.0,
     ) -> None:
-        self.base_url = base_url
+        self.base_urls = list(base_urls)
+        self.turn = 0
         self.route = route
         self.credential = credential
         self.batch = batch
@@ -107,29 +109,32 @@ class HttpTransport:
         self.limit = asyncio.Semaphore(concurrency)
         self.policy = policy or RetryPolicy()
         self.timeout_s = timeout_s
-        self.client: httpx.AsyncClient | None = None
+        self.clients: list[httpx.AsyncClient] = []
 
     async def start(self) -> None:
         limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
-        self.client = httpx.AsyncClient(base_url=self.base_url, timeout=self.timeout_s, limits=limits)
+        self.clients = [
+            httpx.AsyncClient(base_url=url, timeout=self.timeout_s, limits=limits) for url in self.base_urls
+        ]
 
     async def stop(self) -> None:
-        if self.client is not None:
-            await self.client.aclose()
+        for client in self.clients:
+            await client.aclose()
 
     async def _post(
         self, path: str, body: bytes, key: str
     ) -> tuple[httpx.Response | None, float | None, int]:
         """POST with retries of transient failures: the final response (None when every attempt
         failed), its answer time, and how many retries it took."""
-        assert self.client is not None
+        self.turn += 1
+        client = self.clients[self.turn % len(self.clients)]
         headers = {"content-type": "application/json", "x-api-key": key}
         for attempt in range(self.policy.attempts):
             retry_after = None
             try:
                 async with self.limit:
                     started = time.perf_counter()
-                    answer = await self.client.post(path, content=body, headers=headers)
+                    answer = await client.post(path, content=body, headers=headers)
                     seconds = time.perf_counter() - started
             except httpx.HTTPError:
                 pass

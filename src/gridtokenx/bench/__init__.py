@@ -1,0 +1,1 @@
+"""Benchmarks: `gridtokenx bench ...`, measured against this machine's own ceilings."""
