@@ -5,7 +5,6 @@ survives a gateway restart, and each attack gets its expected answer."""
 from __future__ import annotations
 
 import asyncio
-import threading
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -91,10 +90,15 @@ def test_compat_shapes_reach_their_routes(
 
 def test_spool_survives_a_gateway_outage_and_a_simulator_restart(gateway: Gateway, tmp_path: Path) -> None:
     cfg = config(gateway, tmp_path, transport="batch", duration_s=8.0, drain_timeout_s=1.0)
-    outage = threading.Timer(4.0, gateway.stop)
-    outage.start()
-    first = run(cfg)
-    outage.join()
+
+    async def with_outage() -> Report:
+        driver = FleetDriver(cfg)
+        await driver.start()
+        await asyncio.sleep(3.0)
+        await asyncio.to_thread(gateway.stop)  # SIGTERM mid-run; the fleet keeps measuring
+        return await driver.wait()
+
+    first = asyncio.run(with_outage())
     assert first.spooled > 0 and first.lost == 0  # held on disk, not lost
     assert first.stats.total.accepted > 0
 

@@ -74,7 +74,12 @@ def _item_answer(item: dict[str, Any]) -> Answer:
 
 def single_answer(response: httpx.Response) -> Answer:
     """A single-reading route's answer: native (`status`) or compatibility (`duplicate`) body."""
-    body = response.json()
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if not isinstance(body, dict):
+        return Answer("rejected" if response.status_code >= 400 else "failed", f"HTTP_{response.status_code}")
     if response.status_code >= 400:
         return Answer("rejected", str(body.get("error", {}).get("code", response.status_code)))
     if "status" in body:
@@ -200,7 +205,10 @@ class HttpTransport:
             return [Answer("failed", retries=retries)] * len(chunk)
         if response.status_code >= 400:
             return [replace(single_answer(response), seconds=seconds, retries=retries)] * len(chunk)
-        results = response.json().get("results", [])
+        try:
+            results = response.json().get("results", [])
+        except (ValueError, AttributeError):
+            results = []
         if len(results) != len(chunk):
             return [Answer("failed", seconds=seconds, retries=retries)] * len(chunk)
         return [replace(_item_answer(r), seconds=seconds, retries=retries) for r in results]
