@@ -290,10 +290,10 @@ def bench_ingest(
 def bench_fleet(
     setups: Annotated[
         str, typer.Option(help="Comma-separated: embedded, postgres-1, postgres-2.")
-    ] = "embedded,postgres-1",
-    meters: Annotated[str, typer.Option(help="Fleet sizes to try, comma-separated.")] = "100",
-    speed: Annotated[float, typer.Option(help="Time acceleration: the load of meters x speed.")] = 20.0,
-    duration: Annotated[float, typer.Option(help="Wall seconds per run.")] = 15.0,
+    ] = "embedded",
+    meters: Annotated[str, typer.Option(help="Fleet sizes to try, comma-separated.")] = "50",
+    speed: Annotated[float, typer.Option(help="Time acceleration: the load of meters x speed.")] = 10.0,
+    duration: Annotated[float, typer.Option(help="Wall seconds per run.")] = 10.0,
     interval: Annotated[int, typer.Option(help="Seconds per reading interval.")] = 15,
     pg_url: Annotated[
         str | None, typer.Option(help="PostgreSQL server to create the bench databases on.")

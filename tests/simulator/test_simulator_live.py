@@ -5,6 +5,8 @@ survives a gateway restart, and each attack gets its expected answer."""
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -124,3 +126,32 @@ def test_every_attack_gets_its_expected_answer(gateway: Gateway, tmp_path: Path)
     assert report.lost == 0 and report.spooled == 0
     night = gateway.count("SELECT count(*) FROM meter_readings WHERE flags::text LIKE '%PV_AT_NIGHT%'")
     assert night == 1
+
+
+def test_simulate_command_shows_the_table_and_exits_zero(gateway: Gateway, tmp_path: Path) -> None:
+    env = {
+        **gateway.env(),
+        "GRIDTOKENX_SIM_ADMIN_EMAIL": ADMIN_EMAIL,
+        "GRIDTOKENX_SIM_ADMIN_PASSWORD": ADMIN_PASSWORD,
+        "COLUMNS": "160",
+    }
+    args = [
+        "--gateway",
+        gateway.url,
+        "--meters",
+        "3",
+        "--transport",
+        "batch",
+        "--speed",
+        "60",
+        "--duration",
+        "4",
+    ]
+    args += ["--fleet-file", str(tmp_path / "fleet.db"), "--prefix", "CLI" + gateway.name[-5:].upper()]
+    done = subprocess.run(
+        [sys.executable, "-m", "gridtokenx.cli", "simulate", *args], env=env, capture_output=True, timeout=300
+    )
+    out = done.stdout.decode()
+    assert done.returncode == 0, out + done.stderr.decode()
+    assert "solar_prosumer" in out and "p95 ms" in out and "lost 0, left in spool 0" in out
+    assert gateway.count("SELECT count(*) FROM meter_readings") > 0

@@ -249,7 +249,7 @@ def run(
     pg_admin_url: str = DEFAULT_PG_ADMIN_URL,
     console: Console | None = None,
 ) -> list[Outcome]:
-    console = console or Console()
+    console = console or Console(width=None if sys.stdout.isatty() else 160)
     outcomes = []
     for setup in setups:
         for count in meters:

@@ -23,6 +23,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
+import httpx
 import msgspec
 
 from gridtokenx.readings.envelope import NativeReading, decode_reading, encode_reading
@@ -228,4 +229,11 @@ SCENARIOS: dict[str, Callable[[FleetDriver], Awaitable[AttackResult]]] = {
 
 
 async def run(driver: FleetDriver, names: tuple[str, ...]) -> list[AttackResult]:
-    return [await scenario(driver) for name, scenario in SCENARIOS.items() if name in names]
+    results = []
+    for name, scenario in SCENARIOS.items():
+        if name in names:
+            try:
+                results.append(await scenario(driver))
+            except httpx.HTTPError as exc:  # the gateway went away: the attack has no answer
+                results.append(AttackResult(name, "?", f"no answer: {type(exc).__name__}"))
+    return results

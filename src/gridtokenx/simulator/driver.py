@@ -213,6 +213,8 @@ class FleetDriver:
                     self.stats.attacks = await attacks.run(self, config.scenarios)
                     attacked = True
                 wait = min(self._next_due_in(), outage_s * self.rng.uniform(0.5, 1.0) if outage_s else 1e9)
+                if delivered and self._depth():
+                    wait = 0.0  # a backlog (after an outage): keep sending
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self.stopping.wait(), max(wait, 0.01))
             self._generate()
