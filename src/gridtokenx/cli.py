@@ -14,6 +14,7 @@ from rich.console import Console
 from gridtokenx.cluster import app as cluster_app
 from gridtokenx.core.settings import SettingsError, get_settings
 from gridtokenx.ledger.cli import app as ledger_app
+from gridtokenx.simulator.cli import simulate
 
 app = typer.Typer(
     help="GridTokenX platform command line.", no_args_is_help=True, pretty_exceptions_enable=False
@@ -28,6 +29,8 @@ app.add_typer(admin_app, name="admin")
 app.add_typer(bench_app, name="bench")
 app.add_typer(ledger_app, name="ledger")
 app.add_typer(cluster_app, name="cluster")
+
+app.command("simulate")(simulate)
 
 console = Console()
 DEFAULT_BOOK_SIZES = "1000,10000,100000,1000000"
@@ -337,6 +340,33 @@ def bench_cluster(
     from gridtokenx.bench import cluster
 
     cluster.run(readings=readings, batch=batch, meters=meters, pg_url=pg_url)
+
+
+@bench_app.command("fleet")
+@friendly_errors
+def bench_fleet(
+    setups: Annotated[
+        str, typer.Option(help="Comma-separated: embedded, postgres-1, postgres-2.")
+    ] = "embedded",
+    meters: Annotated[str, typer.Option(help="Fleet sizes to try, comma-separated.")] = "50",
+    speed: Annotated[float, typer.Option(help="Time acceleration: the load of meters x speed.")] = 10.0,
+    duration: Annotated[float, typer.Option(help="Wall seconds per run.")] = 10.0,
+    interval: Annotated[int, typer.Option(help="Seconds per reading interval.")] = 15,
+    pg_url: Annotated[
+        str | None, typer.Option(help="PostgreSQL server to create the bench databases on.")
+    ] = None,
+) -> None:
+    """The largest meter fleet a gateway set-up sustains (short by default)."""
+    from gridtokenx.bench import fleet
+
+    fleet.run(
+        setups=tuple(s.strip() for s in setups.split(",") if s.strip()),
+        meters=tuple(int(m) for m in meters.split(",") if m.strip()),
+        speed=speed,
+        duration_s=duration,
+        interval_s=interval,
+        pg_admin_url=pg_url or fleet.DEFAULT_PG_ADMIN_URL,
+    )
 
 
 if __name__ == "__main__":  # pragma: no cover

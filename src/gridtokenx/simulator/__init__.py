@@ -1,1 +1,1 @@
-"""simulator domain."""
+"""The meter fleet simulator: physics (pure), device identities, transports, attacks, driver."""
