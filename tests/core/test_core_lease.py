@@ -59,7 +59,7 @@ async def test_leased_duty_runs_only_while_held(database: Database) -> None:
     assert rounds and {name for name, _ in rounds} == {"first"}
     await first.stop()  # releases: the second takes over on its next try
     second.wake()
-    for _ in range(50):
+    for _ in range(300):  # generous: the machine may be loaded
         if rounds[-1][0] == "second":
             break
         await asyncio.sleep(0.1)
@@ -68,10 +68,10 @@ async def test_leased_duty_runs_only_while_held(database: Database) -> None:
 
 
 async def test_admins_see_the_lease_holders(client: httpx.AsyncClient, ctx: AppContext) -> None:
-    await try_acquire(ctx.db, "mint", "gateway-1:42", TTL)
+    await try_acquire(ctx.db, "reporting", "gateway-1:42", TTL)
     admin = await admin_token(client, ctx)
     listed = await client.get("/api/admin/leases", headers=bearer(admin))
     assert listed.status_code == 200
-    assert [(r["name"], r["holder"], r["token"]) for r in listed.json()] == [("mint", "gateway-1:42", 1)]
+    assert ("reporting", "gateway-1:42", 1) in [(r["name"], r["holder"], r["token"]) for r in listed.json()]
     someone = await user_token(client, ctx, "someone@example.com")
     assert (await client.get("/api/admin/leases", headers=bearer(someone))).status_code == 403

@@ -141,7 +141,7 @@ async def test_public_trade_hides_the_parties(live: Live, ctx: AppContext) -> No
         await receive(mine)
         me = ctx.jwt.decode(buyer).user_id
         await ctx.bus.publish(
-            Event.make("TradeExecuted", {"buyer_id": me, "seller_id": "s-1", "quantity": 5, "price": 3})
+            Event.make("TradeExecuted", {"user_id": me, "order_id": "o-1", "energy_wh": 5000, "amount": 3})
         )
-        assert (await next_event(public))["data"] == {"quantity": 5, "price": 3}
-        assert (await next_event(mine))["data"]["buyer_id"] == str(me)
+        assert (await next_event(public))["data"] == {"energy_wh": 5000, "amount": 3}
+        assert (await next_event(mine))["data"]["user_id"] == str(me)

@@ -66,14 +66,16 @@ def test_meter_event_on_the_meter_channel() -> None:
 
 
 def test_public_trade_hides_its_parties_except_from_them() -> None:
-    event = Event.make("TradeExecuted", {"buyer_id": ALICE, "seller_id": BOB, "quantity": 3, "price": 7})
+    fill = {"user_id": BOB, "order_id": "o-1", "epoch_id": 4, "side": "sell", "energy_wh": 3000, "amount": 7}
+    event = Event.make("TradeExecuted", fill)
     stranger = Viewer(str(uuid.uuid4()))
     assert visible(stranger, {"market"}, event) is Copy.PUBLIC
     assert visible(stranger, {"epochs"}, event) is None
     assert visible(Viewer(BOB), {"user"}, event) is Copy.FULL
+    assert visible(Viewer(ALICE), {"user"}, event) is None
     body = public_copy(event)
-    assert body["data"] == {"quantity": 3, "price": 7}
-    assert event.data["buyer_id"] == ALICE  # the event itself is untouched
+    assert body["data"] == {"epoch_id": 4, "side": "sell", "energy_wh": 3000, "amount": 7}
+    assert event.data["user_id"] == BOB  # the event itself is untouched
 
 
 def test_epoch_and_book_events_are_public() -> None:

@@ -35,7 +35,7 @@ async def trader(
     who = Trader(token, address)
     if energy_wh:
         ledger = await ctx.services.get(LedgerHandle).get()
-        await ledger.mint_to(await energy_mint(ledger), [(who.pubkey, energy_wh * 10**6)])
+        await ledger.mint_to(await energy_mint(ledger, ctx.settings), [(who.pubkey, energy_wh * 10**6)])
     if money:
         response = await client.post("/api/faucet", json={"amount": money}, headers=who.headers)
         assert response.status_code == 200, response.text

@@ -104,17 +104,22 @@ class EpochTransition(Payload):
 
 
 class TradeExecuted(Payload):
-    buyer_id: Id
-    seller_id: Id
-    trade_id: Id | None = None
-    quantity: int | None = None
-    price: int | None = None
+    """One order's fill at the epoch's uniform price (a double auction pairs no buyer with a
+    seller: every fill trades against the cleared pool)."""
+
+    user_id: Id  # the order's owner
+    order_id: Id | None = None
+    epoch_id: Id | None = None
+    side: str | None = None
+    energy_wh: int | None = None
+    amount: int | None = None
 
 
 class SettlementConfirmed(Payload):
-    buyer_id: Id
-    seller_id: Id
-    trade_id: Id | None = None
+    user_id: Id
+    order_id: Id | None = None
+    epoch_id: Id | None = None
+    settlement_id: Id | None = None
     signature: str | None = None
 
 
@@ -165,10 +170,10 @@ KINDS: dict[str, Kind] = {
         1,
         Audience.PUBLIC,
         ("market",),
-        ("buyer_id", "seller_id"),
-        private_fields=("buyer_id", "seller_id"),
+        ("user_id",),
+        private_fields=("user_id", "order_id"),
     ),
-    "SettlementConfirmed": Kind(SettlementConfirmed, 1, Audience.OWNER, (), ("buyer_id", "seller_id")),
+    "SettlementConfirmed": Kind(SettlementConfirmed, 1, Audience.OWNER),
     "CertificateIssued": Kind(CertificateIssued, 1, Audience.OWNER),
     "CertificateTransferred": Kind(
         CertificateTransferred, 1, Audience.OWNER, (), ("from_user_id", "to_user_id")
