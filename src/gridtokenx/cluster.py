@@ -99,9 +99,13 @@ def shared_environment(
 WORKER_COMMAND = ["-m", "gridtokenx.cli", "worker"]
 
 
-def ledger_command(port: int = 0, host: str = "127.0.0.1") -> list[str]:
-    """`gridtokenx ledger serve-rpc`: it prints its URL as its first line (port 0 picks a free one)."""
-    return ["-m", "gridtokenx.cli", "ledger", "serve-rpc", "--host", host, "--port", str(port)]
+def ledger_command(authority: Path | str, port: int = 0, host: str = "127.0.0.1") -> list[str]:
+    """`gridtokenx ledger serve-rpc`, the ledger authority (every process's fee payer) funded; it
+    prints its URL as its first line (port 0 picks a free one)."""
+    return [
+        "-m", "gridtokenx.cli", "ledger", "serve-rpc",
+        "--host", host, "--port", str(port), "--fund", str(authority),
+    ]  # fmt: skip
 
 
 def gateway_command(port: int | str, host: str = "127.0.0.1") -> list[str]:
@@ -173,17 +177,6 @@ def _wait_url(log: Path, process: Process, timeout: float) -> str:
     raise RuntimeError(f"{process.name} did not start within {timeout:.0f} s; see {process.log}")
 
 
-FUNDING_LAMPORTS = 1_000 * 10**9  # 1,000 SOL of the stand-in's lamports for fees and rent
-
-
-def _airdrop(url: str, address: str, lamports: int) -> None:
-    """Fund the ledger authority (the fee payer of every process) on the fresh stand-in ledger."""
-    body = {"jsonrpc": "2.0", "id": 1, "method": "requestAirdrop", "params": [address, lamports]}
-    reply = httpx.post(url, json=body, timeout=30).json()
-    if "error" in reply:
-        raise RuntimeError(f"cannot fund the ledger authority {address}: {reply['error']}")
-
-
 def up(topology: Topology, *, timeout: float = 120.0) -> list[Process]:
     """Start the topology and return its processes once every gateway answers /health."""
     from gridtokenx.ledger.keypairs import load_or_create_keypair
@@ -193,15 +186,14 @@ def up(topology: Topology, *, timeout: float = 120.0) -> list[Process]:
     if (directory / STATE_FILE).exists():
         raise RuntimeError(f"a cluster is already up in {directory}; run `gridtokenx cluster down` first")
     asyncio.run(_prepare_database(topology.database_url))
-    authority = load_or_create_keypair(directory / "authority.json")
+    load_or_create_keypair(directory / "authority.json")
 
     processes: list[Process] = []
     try:
         (directory / "ledger.log").unlink(missing_ok=True)
-        ledger = _spawn("ledger", ledger_command(), {}, directory, "")
+        ledger = _spawn("ledger", ledger_command(authority=directory / "authority.json"), {}, directory, "")
         processes.append(ledger)
         ledger.url = _wait_url(Path(ledger.log), ledger, timeout)
-        _airdrop(ledger.url, str(authority.pubkey()), FUNDING_LAMPORTS)  # it pays every fee
         env = shared_environment(
             topology,
             ledger_url=ledger.url,

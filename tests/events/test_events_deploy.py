@@ -69,7 +69,8 @@ def test_compose_runs_what_cluster_up_runs() -> None:
         }
         assert service["environment"] == {**expected, **extra}
     assert {"postgres", "redis", "mosquitto"} <= set(services)
-    assert services["ledger"]["command"] == ["gridtokenx", *ledger_command(8899, "0.0.0.0")[2:]]
+    ledger = ["gridtokenx", *ledger_command("/run/secrets/authority", 8899, "0.0.0.0")[2:]]
+    assert services["ledger"]["command"] == ledger and services["ledger"]["secrets"] == ["authority"]
     assert services["ledger"]["profiles"] == ["local-ledger"]  # real deployments use a Solana RPC
 
 
