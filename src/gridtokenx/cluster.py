@@ -1,6 +1,7 @@
 """`gridtokenx cluster up|down`: the distributed topology on this machine, as real processes.
 
-- one ledger process: the local Solana JSON-RPC server backed by LiteSVM (the cluster stand-in);
+- one ledger process, `gridtokenx ledger serve-rpc`: the local Solana JSON-RPC server backed by
+  LiteSVM (the cluster stand-in);
 - N gateways (`gridtokenx serve`, stateless HTTP/WebSocket/MQTT) on consecutive ports;
 - M workers (`gridtokenx worker`), one lease holder per duty, each exposing /metrics;
 - shared engines the operator already runs: PostgreSQL, Redis, the MQTT broker.
@@ -21,7 +22,6 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from importlib.util import find_spec
 from pathlib import Path
 from typing import Annotated
 
@@ -99,12 +99,13 @@ def shared_environment(
 WORKER_COMMAND = ["-m", "gridtokenx.cli", "worker"]
 
 
-def ledger_command() -> list[str]:
-    """`gridtokenx ledger serve-rpc` where the ledger package has it; else this module's own
-    stand-in around the same LiteSVM-backed server. Either prints its URL as its first line."""
-    if find_spec("gridtokenx.ledger.local_rpc") is not None:
-        return ["-m", "gridtokenx.cli", "ledger", "serve-rpc", "--port", "0"]
-    return ["-m", "gridtokenx.cluster"]
+def ledger_command(authority: Path | str, port: int = 0, host: str = "127.0.0.1") -> list[str]:
+    """`gridtokenx ledger serve-rpc`, the ledger authority (every process's fee payer) funded; it
+    prints its URL as its first line (port 0 picks a free one)."""
+    return [
+        "-m", "gridtokenx.cli", "ledger", "serve-rpc",
+        "--host", host, "--port", str(port), "--fund", str(authority),
+    ]  # fmt: skip
 
 
 def gateway_command(port: int | str, host: str = "127.0.0.1") -> list[str]:
@@ -190,7 +191,7 @@ def up(topology: Topology, *, timeout: float = 120.0) -> list[Process]:
     processes: list[Process] = []
     try:
         (directory / "ledger.log").unlink(missing_ok=True)
-        ledger = _spawn("ledger", ledger_command(), {}, directory, "")
+        ledger = _spawn("ledger", ledger_command(authority=directory / "authority.json"), {}, directory, "")
         processes.append(ledger)
         ledger.url = _wait_url(Path(ledger.log), ledger, timeout)
         env = shared_environment(
@@ -255,7 +256,8 @@ def _alive(pid: int) -> bool:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return False
-    return b"gridtokenx" in cmdline and stat.rsplit(")", 1)[1].split()[0] != "Z"
+    # an empty command line is a child between fork and exec (subprocess uses vfork): still ours
+    return (not cmdline or b"gridtokenx" in cmdline) and stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
 def stop(process: Process, *, sig: int = signal.SIGTERM, timeout: float = 15.0) -> None:
@@ -320,25 +322,3 @@ def down_command(directory: Dir = Path("var/cluster")) -> None:
         typer.echo(f"stopped {process.name} (pid {process.pid})")
     if not stopped:
         typer.echo(f"no cluster is up in {directory}")
-
-
-def _serve_ledger() -> None:
-    """The ledger process: the LiteSVM-backed JSON-RPC server until SIGTERM."""
-    from gridtokenx.ledger.local_rpc import LiteSvmRpcServer
-
-    stopping = False
-
-    def _stop(*_: object) -> None:
-        nonlocal stopping
-        stopping = True
-
-    signal.signal(signal.SIGTERM, _stop)
-    signal.signal(signal.SIGINT, _stop)
-    with LiteSvmRpcServer(block_time=0.4) as server:
-        print(server.url, flush=True)
-        while not stopping:
-            time.sleep(0.2)
-
-
-if __name__ == "__main__":  # pragma: no cover
-    _serve_ledger()

@@ -12,7 +12,14 @@ from typing import Any
 
 import yaml
 
-from gridtokenx.cluster import WORKER_COMMAND, Topology, gateway_command, shared_environment, up_command
+from gridtokenx.cluster import (
+    WORKER_COMMAND,
+    Topology,
+    gateway_command,
+    ledger_command,
+    shared_environment,
+    up_command,
+)
 from gridtokenx.core.metrics import REGISTRY
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
@@ -62,6 +69,9 @@ def test_compose_runs_what_cluster_up_runs() -> None:
         }
         assert service["environment"] == {**expected, **extra}
     assert {"postgres", "redis", "mosquitto"} <= set(services)
+    ledger = ["gridtokenx", *ledger_command("/run/secrets/authority", 8899, "0.0.0.0")[2:]]
+    assert services["ledger"]["command"] == ledger and services["ledger"]["secrets"] == ["authority"]
+    assert services["ledger"]["profiles"] == ["local-ledger"]  # real deployments use a Solana RPC
 
 
 def test_systemd_units_run_what_cluster_up_runs() -> None:

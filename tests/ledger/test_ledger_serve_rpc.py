@@ -14,11 +14,18 @@ import pytest
 from ledger_helpers import SOL, fast_rpc_ledger
 from solders.keypair import Keypair
 
+from gridtokenx.ledger.keypairs import load_or_create_keypair
+
 START_TIMEOUT_S = 60
 
 
 @pytest.fixture
-def served() -> Iterator[tuple[subprocess.Popen[str], str]]:
+def authority(tmp_path: Path) -> Keypair:
+    return load_or_create_keypair(tmp_path / "authority.json")
+
+
+@pytest.fixture
+def served(tmp_path: Path, authority: Keypair) -> Iterator[tuple[subprocess.Popen[str], str]]:
     process = subprocess.Popen(
         [
             sys.executable,
@@ -30,6 +37,10 @@ def served() -> Iterator[tuple[subprocess.Popen[str], str]]:
             "0",
             "--block-time",
             "0.01",
+            "--fund",
+            str(tmp_path / "authority.json"),
+            "--fund-sol",
+            "7",
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -56,11 +67,13 @@ def rpc(url: str, method: str, *params: object) -> object:
 
 
 async def test_serve_rpc_answers_json_rpc_and_runs_the_rpc_ledger(
-    served: tuple[subprocess.Popen[str], str], tmp_path: Path
+    served: tuple[subprocess.Popen[str], str], tmp_path: Path, authority: Keypair
 ) -> None:
     process, url = served
 
     assert rpc(url, "getHealth") == "ok"
+    funded = rpc(url, "getBalance", str(authority.pubkey()))
+    assert isinstance(funded, dict) and funded["value"] == 7 * SOL  # --fund: the authority can pay
     first = rpc(url, "getBlockHeight")
     assert isinstance(first, int)
 

@@ -6,6 +6,7 @@ import asyncio
 import signal
 import threading
 from decimal import Decimal
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -16,6 +17,7 @@ from spl.token.constants import TOKEN_2022_PROGRAM_ID
 from gridtokenx.core.settings import Settings, get_settings
 from gridtokenx.ledger.errors import LedgerError
 from gridtokenx.ledger.factory import build_ledger
+from gridtokenx.ledger.keypairs import load_keypair
 from gridtokenx.ledger.litesvm_backend import LiteSvmLedger
 from gridtokenx.ledger.local_rpc import LiteSvmRpcServer
 from gridtokenx.ledger.rpc_backend import RpcLedger
@@ -23,6 +25,7 @@ from gridtokenx.ledger.rpc_backend import RpcLedger
 app = typer.Typer(help="The Solana ledger: embedded LiteSVM or a real cluster.", no_args_is_help=True)
 console = Console()
 SOL_DECIMALS = 9
+LAMPORTS_PER_SOL = 10**SOL_DECIMALS
 
 
 def _whole(amount: int, decimals: int) -> str:
@@ -99,13 +102,26 @@ def serve_rpc(
     block_time: Annotated[
         float, typer.Option(help="Seconds per block; a blockhash stays valid for 150 blocks.")
     ] = 0.4,
+    fund: Annotated[
+        list[Path] | None,
+        typer.Option(help="A keypair file whose account starts with --fund-sol (the ledger authority)."),
+    ] = None,
+    fund_sol: Annotated[int, typer.Option(min=1, help="SOL given to each --fund account.")] = 1000,
 ) -> None:
     """Serve Solana JSON-RPC backed by an in-memory LiteSVM (a local stand-in for a cluster)."""
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
     try:
-        server = LiteSvmRpcServer(block_time=block_time, host=host, port=port).start()
+        funded = [load_keypair(path).pubkey() for path in fund or []]
+    except LedgerError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from None
+    server = LiteSvmRpcServer(block_time=block_time, host=host, port=port)
+    for pubkey in funded:  # its state is in memory: the fee payer needs lamports on every start
+        server.dispatch("requestAirdrop", [str(pubkey), fund_sol * LAMPORTS_PER_SOL])
+    try:
+        server.start()
     except OSError as exc:
         console.print(f"[red]error:[/red] cannot listen on {host}:{port}: {exc.strerror}")
         raise typer.Exit(2) from None
