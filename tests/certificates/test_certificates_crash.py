@@ -57,7 +57,7 @@ def backend() -> str:
 
 @pytest.fixture
 def settings_overrides() -> dict[str, Any]:
-    return {"erc_settle_seconds": 0}
+    return {"erc_settle_seconds": 0, "run_duties": False}  # only the processes under test send
 
 
 def _sent(ledger_dir: Any) -> list[tuple[str, str]]:

@@ -11,11 +11,11 @@ import sys
 import time
 from pathlib import Path
 
-from gridtokenx.core.migrate import MIGRATIONS_DIR
+from gridtokenx.core.migrate import head_revision
 
 
 def _head() -> str:
-    return sorted(p.name.split("_", 1)[0] for p in (MIGRATIONS_DIR / "versions").glob("0*.py"))[-1]
+    return head_revision()
 
 
 def _upgrade_process(db: Path) -> subprocess.Popen[bytes]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 import pytest
@@ -22,6 +23,13 @@ class Live:
 
     def ws(self, query: str = "") -> str:
         return self.base.replace("http://", "ws://") + "/ws" + (f"?{query}" if query else "")
+
+
+@pytest.fixture
+def settings_overrides() -> dict[str, Any]:
+    """No background duties: these tests count the events they cause, and a mint or an epoch
+    duty would add its own."""
+    return {"run_duties": False}
 
 
 @pytest.fixture

@@ -32,7 +32,12 @@ def backend() -> str:
 
 @pytest.fixture
 def settings_overrides() -> dict[str, Any]:
-    return {"redis_url": REDIS_URL, "cache_prefix": f"test:{TAG}:cache", "events_prefix": f"test:{TAG}:ev"}
+    return {
+        "redis_url": REDIS_URL,
+        "cache_prefix": f"test:{TAG}:cache",
+        "events_prefix": f"test:{TAG}:ev",
+        "run_duties": False,
+    }
 
 
 @pytest.fixture(autouse=True)

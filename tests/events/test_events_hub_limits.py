@@ -26,7 +26,12 @@ def backend() -> str:
 
 @pytest.fixture
 def settings_overrides() -> dict[str, Any]:
-    return {"ws_send_queue": 20, "ws_ping_interval_seconds": 0.3, "events_replay_size": 10}
+    return {
+        "ws_send_queue": 20,
+        "ws_ping_interval_seconds": 0.3,
+        "events_replay_size": 10,
+        "run_duties": False,
+    }
 
 
 async def test_a_slow_client_is_dropped_and_never_stalls_the_others(live: Live, ctx: AppContext) -> None:

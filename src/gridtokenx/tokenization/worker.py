@@ -265,13 +265,7 @@ class Minter:
         """The owner's debt swallows these mints whole: confirmed with nothing sent."""
         outbox = Outbox()
         async with self.ctx.db.session() as session:
-            taken = await session.execute(
-                update(MintDebt)
-                .where(MintDebt.user_id == user_id, MintDebt.units >= netted)
-                .values(units=MintDebt.units - netted)
-            )
-            if taken.rowcount != 1:  # type: ignore[attr-defined]
-                raise ClaimLost("debt changed under us")
+            await _take_debt(session, user_id, netted)
             await self._claim(session, rows, EntryState.CONFIRMED, None, {e.id: 0 for e in rows}, None)
             for entry in rows:
                 self._adjusted(outbox, entry, netted_wh=entry.amount_wh)
@@ -355,13 +349,7 @@ class Minter:
                 )
                 await session.flush()
                 for user_id, netted in batch.netted.items():
-                    taken = await session.execute(
-                        update(MintDebt)
-                        .where(MintDebt.user_id == user_id, MintDebt.units >= netted)
-                        .values(units=MintDebt.units - netted)
-                    )
-                    if taken.rowcount != 1:  # type: ignore[attr-defined]
-                        raise ClaimLost("debt changed under us")
+                    await _take_debt(session, user_id, netted)
                 await self._claim(
                     session, batch.entries, EntryState.SUBMITTED, tx_id, batch.ledger_units, wallets
                 )
@@ -592,3 +580,14 @@ class MintDuty:
             self._unsubscribe()
             self._unsubscribe = None
         await self.lease.stop()
+
+
+async def _take_debt(session: AsyncSession, user_id: uuid.UUID, netted: int) -> None:
+    """Net `netted` units off the owner's debt, or fail the claim if the debt changed meanwhile."""
+    taken = await session.execute(
+        update(MintDebt)
+        .where(MintDebt.user_id == user_id, MintDebt.units >= netted)
+        .values(units=MintDebt.units - netted)
+    )
+    if taken.rowcount != 1:  # type: ignore[attr-defined]
+        raise ClaimLost("debt changed under us")

@@ -1,7 +1,7 @@
 """market: epochs, escrowed orders with their fills, settlement transactions
 
-Revision ID: 0014
-Revises: 0012
+Revision ID: 0010
+Revises: 0009
 Create Date: 2026-12-04 14:43:34.273003
 """
 
@@ -10,8 +10,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0014"
-down_revision = "0012"
+revision = "0010"
+down_revision = "0009"
 branch_labels = None
 depends_on = None
 

@@ -1,7 +1,7 @@
 """mint outbox, the chain transactions it rode in, and owners' correction debts
 
-Revision ID: 0009
-Revises: 0014
+Revision ID: 0011
+Revises: 0010
 Create Date: 2026-12-04 15:00:00
 """
 
@@ -10,8 +10,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0009"
-down_revision = "0014"
+revision = "0011"
+down_revision = "0010"
 branch_labels = None
 depends_on = None
 
