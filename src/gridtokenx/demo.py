@@ -203,6 +203,8 @@ class Demo:
         await self.driver.start()
         for email in (*PROSUMERS, *CONSUMERS):  # custodial wallets, created on first need
             (await self.call("GET", "/api/wallets/me", email)).raise_for_status()
+        for email in CONSUMERS:
+            await self.top_up(email)
 
     # --- activities --------------------------------------------------------------------------
 
@@ -229,11 +231,7 @@ class Demo:
             price = Decimal(self.rng.randint(300, 360)) / 100
             await self.order(email, "sell", kwh, price)
         for email in CONSUMERS:
-            if await self.balance(email, "payment") < 20:
-                faucet = await self.call("POST", "/api/faucet", email, json={"amount": "100"})
-                if faucet.status_code >= 400:
-                    self.panel.error(f"faucet {email}: {faucet.text[:120]}")
-                    continue
+            await self.top_up(email)
             price = Decimal(self.rng.randint(340, 420)) / 100
             await self.order(email, "buy", Decimal(self.rng.randint(1, 3)), price)
         if epoch_id is None:  # the first order opened the epoch
@@ -241,6 +239,13 @@ class Demo:
             epoch_id = status["current"]["id"] if status.get("current") else None
         if epoch_id is not None:
             self.traded_epochs.add(epoch_id)
+
+    async def top_up(self, email: str) -> None:
+        """Demo money from the faucet for a consumer running low."""
+        if await self.balance(email, "payment") < 20:
+            faucet = await self.call("POST", "/api/faucet", email, json={"amount": "100"})
+            if faucet.status_code >= 400:
+                self.panel.error(f"faucet {email}: {faucet.text[:120]}")
 
     async def order(self, email: str, side: str, kwh: Decimal, price: Decimal) -> None:
         body = {"order_type": side, "energy_amount": str(kwh), "price_per_kwh": str(price)}

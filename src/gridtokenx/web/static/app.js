@@ -187,7 +187,7 @@ document.addEventListener("alpine:init", () => {
       } catch (error) { this.error = error.message; }
     },
     async loadToday() {
-      const start = new Date(); start.setUTCHours(0, 0, 0, 0);
+      const start = new Date(Date.now() - 86400e3);
       let total = 0n;
       const buckets = new Map();
       for (const meter of this.meters) {
@@ -202,7 +202,7 @@ document.addEventListener("alpine:init", () => {
       const keys = [...buckets.keys()].sort();
       const chart = chartOf(this.$refs.chart);
       if (!chart) return;
-      chart.data.labels = keys.map((k) => fmt.time(k));
+      chart.data.labels = keys.map((k) => fmt.datetime(k));
       chart.data.datasets[0].data = keys.map((k) => Number(buckets.get(k)));
       chart.update();
     },
@@ -216,10 +216,9 @@ document.addEventListener("alpine:init", () => {
       this.feed.unshift({ id: event.id ?? Math.random(), type: event.type, at: event.at || event.time || new Date().toISOString(), text: describe(event.type, data) });
       this.feed = this.feed.slice(0, 40);
       // the event names the reading, not its energy: redraw from the rollups, at most every 3 s
-      if (event.type === "MeterReadingReceived" && !this.redraw) {
-        this.redraw = setTimeout(() => { this.redraw = null; this.loadToday(); }, 3000);
+      if (/^(MeterReading|TokensMinted)/.test(event.type) && !this.redraw) {
+        this.redraw = setTimeout(() => { this.redraw = null; this.refresh(); }, 3000);
       }
-      if (event.type === "TokensMinted") this.refresh();
     },
   }));
 
