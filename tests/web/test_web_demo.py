@@ -119,7 +119,7 @@ def test_live_demo_in_the_browser(demo: RunningDemo) -> None:
         screenshot(buyer, "demo-trading")
         # the epoch clears: the order leaves "open" and the epoch table offers its verification
         expect(mine.locator(".badge")).not_to_have_text(re.compile("^(open|pending)$"), timeout=150_000)
-        buyer.locator("text=verify this clearing").first.click()
+        buyer.locator("a:visible", has_text="verify this clearing").first.click()
         expect(buyer.locator("span", has_text=re.compile("^valid$")).first).to_be_visible(timeout=10_000)
         screenshot(buyer, "demo-trading-cleared")
         assert buyer_errors.messages == [], buyer_errors.messages
