@@ -303,13 +303,14 @@ class Demo:
         panel = self.panel
         if self.driver is not None:
             total = self.driver.stats.total
-            panel.readings = total.accepted + total.duplicate
             panel.rejected = sum(total.rejected.values())
-        minted = Decimal(0)
+        minted, readings = Decimal(0), 0
         for email in PROSUMERS:
             totals = (await self.call("GET", "/api/meters/stats", email)).json()
             minted += Decimal(totals["minted_tokens"])
-        panel.minted = str(minted)
+            readings += int(totals["readings"])
+        panel.readings = readings
+        panel.minted = f"{minted.normalize():f}"
         stats = (await self.call("GET", "/api/market/stats")).json()
         panel.open_orders = int(stats["open_orders"])
         epochs = (await self.call("GET", "/api/market/epochs", params={"limit": 50})).json()
