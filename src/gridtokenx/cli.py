@@ -207,11 +207,13 @@ def demo(
     duration: Annotated[
         float, typer.Option(help="Stop after this many seconds (0 = run until Ctrl-C).")
     ] = 0.0,
+    reset: Annotated[bool, typer.Option(help="Start fresh instead of resuming ./var.")] = False,
 ) -> None:
-    """Start the embedded platform (SQLite, in-process bus, LiteSVM), seed an admin, print URLs."""
+    """The live embedded platform: demo users, a streaming fleet, minting, epochs, certificates."""
     from gridtokenx.demo import run_demo
 
-    run_demo(console, port=port, duration=duration)
+    if not run_demo(console, port=port, duration=duration, reset=reset):
+        raise typer.Exit(1)
 
 
 @bench_app.command("clearing")

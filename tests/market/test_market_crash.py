@@ -16,11 +16,11 @@ import pytest
 from sqlalchemy import select
 
 from gridtokenx.core.context import AppContext
-from gridtokenx.domains import audit
 from gridtokenx.ledger.domain import LedgerHandle
 from gridtokenx.market.clearing import Order, clear
 from gridtokenx.market.models import MarketEpoch, MarketOrder, MarketSettlement
 from gridtokenx.market.rules import Asset
+from gridtokenx.market.settlement import audit  # the energy here is minted straight on the ledger
 from tests.market.market_helpers import balances, place, trader, vault
 
 STAGE = Path(__file__).with_name("crash_stage.py")

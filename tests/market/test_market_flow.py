@@ -8,10 +8,10 @@ import httpx
 import pytest
 
 from gridtokenx.core.context import AppContext
-from gridtokenx.domains import audit
 from gridtokenx.events.bus import Event
 from gridtokenx.market.clearing import Order, clear
 from gridtokenx.market.rules import Asset, buy_escrow
+from gridtokenx.market.settlement import audit  # the energy here is minted straight on the ledger
 from tests.helpers import admin_token, bearer, error_code
 from tests.market.market_helpers import balances, place, trader, vault
 

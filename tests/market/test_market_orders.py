@@ -13,8 +13,8 @@ from sqlalchemy import update
 
 from gridtokenx.accounts.models import User
 from gridtokenx.core.context import AppContext
-from gridtokenx.domains import audit
 from gridtokenx.market.rules import Asset, buy_escrow
+from gridtokenx.market.settlement import audit  # the energy here is minted straight on the ledger
 from tests.helpers import admin_token, bearer, error_code, user_token
 from tests.market.market_helpers import balances, place, trader, vault
 

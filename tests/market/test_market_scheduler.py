@@ -13,12 +13,12 @@ from sqlalchemy import func, select, update
 from gridtokenx.accounts.models import User
 from gridtokenx.core.context import AppContext
 from gridtokenx.core.types import utcnow
-from gridtokenx.domains import audit
 from gridtokenx.market.epochs import open_epoch
 from gridtokenx.market.models import MarketEpoch, MarketOrder, MarketSettlement
 from gridtokenx.market.orders import recover
 from gridtokenx.market.rules import Asset
 from gridtokenx.market.scheduler import EpochScheduler
+from gridtokenx.market.settlement import audit  # the energy here is minted straight on the ledger
 from gridtokenx.wallets.sealing import Sealer
 from gridtokenx.wallets.service import custodial_signer
 from tests.helpers import admin_token, bearer, error_code

@@ -170,7 +170,7 @@ document.addEventListener("alpine:init", () => {
   }));
 
   Alpine.data("overview", () => ({
-    wallet: null, totals: null, meters: [], feed: [], error: "", todayWh: null,
+    wallet: null, totals: null, meters: [], feed: [], error: "", todayWh: null, redraw: null,
     async init() {
       lineChart(this.$refs.chart, "energy", "#0e9f6e");
       this.off = live.on((event) => this.onEvent(event));
@@ -187,7 +187,7 @@ document.addEventListener("alpine:init", () => {
       } catch (error) { this.error = error.message; }
     },
     async loadToday() {
-      const start = new Date(); start.setUTCHours(0, 0, 0, 0);
+      const start = new Date(Date.now() - 86400e3);
       let total = 0n;
       const buckets = new Map();
       for (const meter of this.meters) {
@@ -202,7 +202,7 @@ document.addEventListener("alpine:init", () => {
       const keys = [...buckets.keys()].sort();
       const chart = chartOf(this.$refs.chart);
       if (!chart) return;
-      chart.data.labels = keys.map((k) => fmt.time(k));
+      chart.data.labels = keys.map((k) => fmt.datetime(k));
       chart.data.datasets[0].data = keys.map((k) => Number(buckets.get(k)));
       chart.update();
     },
@@ -215,14 +215,10 @@ document.addEventListener("alpine:init", () => {
       const data = eventData(event);
       this.feed.unshift({ id: event.id ?? Math.random(), type: event.type, at: event.at || event.time || new Date().toISOString(), text: describe(event.type, data) });
       this.feed = this.feed.slice(0, 40);
-      const chart = chartOf(this.$refs.chart);
-      if (event.type === "MeterReadingReceived" && chart) {
-        chart.data.labels.push(fmt.time(data.interval_start || event.at));
-        chart.data.datasets[0].data.push(Number(data.generation_wh ?? data.export_wh ?? 0));
-        if (chart.data.labels.length > 60) { chart.data.labels.shift(); chart.data.datasets[0].data.shift(); }
-        chart.update();
+      // the event names the reading, not its energy: redraw from the rollups, at most every 3 s
+      if (/^(MeterReading|TokensMinted)/.test(event.type) && !this.redraw) {
+        this.redraw = setTimeout(() => { this.redraw = null; this.refresh(); }, 3000);
       }
-      if (event.type === "TokensMinted") this.refresh();
     },
   }));
 
@@ -405,10 +401,10 @@ function items(page) { return Array.isArray(page) ? page : (page && (page.items 
 function describe(type, data) {
   const kwh = (wh) => (wh === undefined ? "" : `${fmt.kwhFromWh(wh)} kWh`);
   switch (type) {
-    case "MeterReadingReceived": return `reading from ${data.meter_serial || fmt.short(data.meter_id)} ${kwh(data.generation_wh ?? data.export_wh)}`;
+    case "MeterReadingReceived": return `reading from ${data.meter_serial || fmt.short(data.meter_id)} for ${fmt.time(data.interval_start)}`;
     case "MeterReadingRejected": return `reading refused: ${data.code || ""}`;
     case "TokensMinted": return `minted ${data.amount_decimal || data.amount || ""} tokens ${kwh(data.energy_wh ?? data.wh)}`;
-    case "TradeExecuted": return `trade ${kwh(data.energy_wh ?? data.quantity_wh)} at ${data.price_per_kwh || data.price || ""}`;
+    case "TradeExecuted": return `trade of ${kwh(data.energy_wh ?? data.quantity)} in epoch ${data.epoch_id ?? ""}`;
     case "EpochTransition": return `epoch ${data.epoch_id || ""} → ${data.status || data.to || ""}`;
     default: return type.replace(/([a-z])([A-Z])/g, "$1 $2").toLowerCase();
   }
