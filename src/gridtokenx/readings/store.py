@@ -40,6 +40,7 @@ ESTIMATED = "estimated"
 KEY_CHUNK = 2000
 WINDOW = timedelta(days=1)
 RUN_GAP = timedelta(hours=1)
+_ATTEMPTS = 3  # a lost insert race, then a revision race on the row that won it
 READINGS = cast(Table, MeterReading.__table__)  # Core columns: no ORM row processing per fetched row
 
 
@@ -320,7 +321,25 @@ async def _insert_new(
     return inserted
 
 
-async def _revise(session: AsyncSession, item: NewReading, old: Existing) -> int:
+async def _revise(session: AsyncSession, item: NewReading, old: Existing) -> int | None:
+    """Replace version `old` by `item`, keeping `old` as a revision; None when the stored row is no
+    longer `old` (another writer revised it since it was read): nothing is written then."""
+    row = _row(item)
+    for fixed in ("meter_id", "channel", "interval_start", "id"):
+        row.pop(fixed)
+    row["version"] = old.version + 1
+    result = await session.execute(
+        update(MeterReading)
+        .where(
+            MeterReading.meter_id == item.meter_id,
+            MeterReading.channel == item.channel,
+            MeterReading.interval_start == item.interval_start,
+            MeterReading.version == old.version,
+        )
+        .values(**row)
+    )
+    if cast(Any, result).rowcount != 1:
+        return None
     session.add(
         ReadingRevision(
             meter_id=item.meter_id,
@@ -330,20 +349,6 @@ async def _revise(session: AsyncSession, item: NewReading, old: Existing) -> int
             values={**old.values, "trust": old.trust},
             replaced_by_trust=item.trust,
         )
-    )
-    row = _row(item)
-    for fixed in ("meter_id", "channel", "interval_start", "id"):
-        row.pop(fixed)
-    row["version"] = old.version + 1
-    await session.execute(
-        update(MeterReading)
-        .where(
-            MeterReading.meter_id == item.meter_id,
-            MeterReading.channel == item.channel,
-            MeterReading.interval_start == item.interval_start,
-            MeterReading.version == old.version,
-        )
-        .values(**row)
     )
     return old.version + 1
 
@@ -469,14 +474,18 @@ async def store_readings(
     existing.update(await load_existing(session, missing))
     rollups = RollupDelta()
     pending: list[int] = []
-    for attempt in range(2):
+    for attempt in range(_ATTEMPTS):
         first_of_key: dict[Key, int] = {}
         repeated: set[Key] = set()  # keys sent more than once in this batch
         to_insert: list[int] = []
+        moved: list[int] = []  # revisions of a row another writer changed since it was read
         for index in pending if attempt else range(len(items)):
             key = keys[index]
             if key in existing:
-                results[index] = await _against_existing(session, items[index], existing, rollups)
+                result = await _against_existing(session, items[index], existing, rollups)
+                if result is None:
+                    moved.append(index)
+                results[index] = result
             elif key in first_of_key:
                 repeated.add(key)
                 continue  # decided after the insert, against the row it creates
@@ -495,8 +504,8 @@ async def store_readings(
                 if key in repeated:
                     existing[key] = Existing(item.id, item.duration_s, 1, item.trust, item.values)
         pending = [i for i, r in enumerate(results) if r is None]
-        if lost:
-            existing.update(await load_existing(session, [keys[i] for i in lost]))
+        if lost or moved:
+            existing.update(await load_existing(session, [keys[i] for i in lost + moved]))
         if not pending:
             break
     await rollups.apply(session)
@@ -509,13 +518,17 @@ async def store_readings(
 
 async def _against_existing(
     session: AsyncSession, item: NewReading, existing: dict[Key, Existing], rollups: RollupDelta
-) -> Stored:
+) -> Stored | None:
+    """Compare with the stored version and revise it where `item` may replace it; None when that
+    version was replaced by another writer meanwhile (the caller reads it again and retries)."""
     old = existing[item.key]
     if old.fingerprint == item.fingerprint:
         return Stored(StoreStatus.DUPLICATE, old.id, old.version)
     if item.trust == ESTIMATED and old.trust != ESTIMATED:
         return Stored(StoreStatus.DUPLICATE, old.id, old.version)  # an estimate never replaces a measurement
     version = await _revise(session, item, old)
+    if version is None:
+        return None
     before, after = _contribution(old.trust, old.values), _contribution(item.trust, item.values)
     counted = int(old.trust == ESTIMATED and item.trust != ESTIMATED)
     rollups.add(*item.key, [a - b for a, b in zip(after, before, strict=True)], counted)
