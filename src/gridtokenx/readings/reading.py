@@ -35,7 +35,7 @@ class Flag(StrEnum):
     LATE = "LATE"  # older than the minting age limit: stored, never minted
     REVISED = "REVISED"  # replaces a different stored value for the same interval
     SPIKE = "SPIKE"  # above spike_factor x the 7-day same-slot median
-    FROZEN_VALUE = "FROZEN_VALUE"  # the same non-zero value frozen_repeats times in a row
+    FROZEN_VALUE = "FROZEN_VALUE"  # the same value (≥ frozen_min_wh) frozen_repeats times in a row
     PV_AT_NIGHT = "PV_AT_NIGHT"  # generation/export while the sun is below the horizon
     EXPORT_EXCEEDS_GENERATION = "EXPORT_EXCEEDS_GENERATION"  # export > generation + 1 %
     REGISTER_ROLLOVER = "REGISTER_ROLLOVER"  # a register wrapped past its modulus

@@ -161,6 +161,10 @@ class VeeConfig:
     register_tolerance_wh: int = 1  # an interval's value against its register rise
     spike_factor: int = 5
     frozen_repeats: int = 3
+    # below this a value repeats naturally: at 15 s intervals a home's whole-Wh figures are a few
+    # Wh, where the 1 Wh step is a quarter of the value; from 100 Wh it is 1% and an exact repeat
+    # three times over says the register or the sensor is stuck
+    frozen_min_wh: int = 100
     night_elevation_deg: float = -2.0
     night_tolerance_wh: int = 0
     export_margin: Fraction = Fraction(101, 100)
@@ -474,8 +478,8 @@ def _frozen(reading: Reading, values: Values, ctx: VeeContext, cfg: VeeConfig) -
     earlier = cfg.frozen_repeats - 1
     recent_values = ctx.recent_values
     for name, value in values.items():
-        if value == 0:
-            continue
+        if value < cfg.frozen_min_wh:
+            continue  # zero that stays zero, or figures too coarse for a repeat to mean anything
         if earlier <= 0:
             return _FROZEN
         recent = recent_values.get(name, ())
