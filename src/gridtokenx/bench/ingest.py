@@ -84,8 +84,8 @@ from gridtokenx.core.types import utc_from_epoch, utcnow
 from gridtokenx.meters import service as meters
 from gridtokenx.meters.models import Meter, MeterStatus, MeterType
 from gridtokenx.readings.envelope import NativeReading, encode_batch, signing_message
+from gridtokenx.readings.ingest_state import history_only_state
 from gridtokenx.readings.models import MeterIngestState, MeterReading
-from gridtokenx.readings.pipeline import history_only_state
 from gridtokenx.readings.reading import Source, Trust
 from gridtokenx.readings.signing import DeviceKey, sign_reading
 from gridtokenx.readings.slot_history import DAY_S
