@@ -17,7 +17,7 @@ from functools import lru_cache
 from typing import Any, NamedTuple, cast
 
 import msgspec
-from sqlalchemy import Table, select, update
+from sqlalchemy import LargeBinary, Table, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -206,44 +206,42 @@ async def load_existing(session: AsyncSession, keys: Sequence[Key]) -> dict[Key,
     return found
 
 
+# The columns of `meter_readings` PostgreSQL fills itself on insert, beyond NewReading's fields.
+_PG_FILLED = {"version": "1", "mint_pending": "mintable_wh > 0", "received_at": "now()"}
+
+
 def _row(item: NewReading) -> dict[str, Any]:
     """A reading as the ORM/Core insert takes it (SQLite, and revisions on both backends)."""
-    return {
-        "meter_id": item.meter_id,
-        "interval_start": item.interval_start,
-        "id": uuid.UUID(item.id),
-        "channel": item.channel,
-        "duration_s": item.duration_s,
-        **item.values,
-        "trust": item.trust,
-        "source": item.source,
-        "flags": item.flags,
-        "seq": item.seq,
-        "key_id": item.key_id,
-        "mintable_wh": item.mintable_wh,
-        "extras": item.extras,
-        "signature": item.signature,
-        "version": 1,
-        "mint_pending": item.mintable_wh > 0,
-        "observed_at": item.observed_at,
-    }
+    row = msgspec.structs.asdict(item)
+    row["id"] = uuid.UUID(item.id)
+    row["version"] = 1
+    row["mint_pending"] = item.mintable_wh > 0
+    return row
 
 
-_PG_RECORD = (
-    "meter_id uuid, channel smallint, interval_start timestamptz, id uuid, duration_s integer, "
-    + ", ".join(f"{name} bigint" for name in VALUE_FIELDS)
-    + ", trust text, source text, flags json, seq bigint, key_id text, signature text, "
-    "mintable_wh bigint, extras json, observed_at timestamptz"
-)  # NewReading's fields as msgspec encodes them (bytes as base64, datetimes as RFC 3339)
-_PG_COLUMNS = (
-    "meter_id, channel, interval_start, id, duration_s, {values}, trust, source, flags, seq, key_id, "
-    "signature, version, mintable_wh, mint_pending, extras, observed_at, received_at"
-).format(values=", ".join(VALUE_FIELDS))
-_PG_SELECT = (
-    "SELECT meter_id, channel, interval_start, id, duration_s, {values}, trust, source, flags, seq, "
-    "key_id, decode(signature, 'base64'), 1, mintable_wh, mintable_wh > 0, extras, observed_at, now() "
-    "FROM json_to_recordset($1::json) AS r({record})"
-).format(values=", ".join(VALUE_FIELDS), record=_PG_RECORD)
+def _pg_record_type(name: str) -> str:
+    """A NewReading field's type in the `json_to_recordset` record: its column's type, but bytes
+    arrive as the base64 text msgspec encodes them as."""
+    column_type = READINGS.c[name].type
+    return (
+        "text"
+        if isinstance(column_type, LargeBinary)
+        else str(column_type.compile(dialect=postgresql.dialect()))
+    )
+
+
+def _pg_value(name: str) -> str:
+    return f"decode({name}, 'base64')" if isinstance(READINGS.c[name].type, LargeBinary) else name
+
+
+# Derived from NewReading's fields (msgspec encodes datetimes as RFC 3339, bytes as base64), so a
+# new field of a stored reading is added to NewReading and the table, nowhere else.
+_NEW_FIELDS = tuple(field.name for field in msgspec.structs.fields(NewReading))
+_PG_RECORD = ", ".join(f"{name} {_pg_record_type(name)}" for name in _NEW_FIELDS)
+_PG_COLUMNS = ", ".join((*_NEW_FIELDS, *_PG_FILLED))
+_PG_SELECT = "SELECT {values} FROM json_to_recordset($1::json) AS r({record})".format(
+    values=", ".join((*map(_pg_value, _NEW_FIELDS), *_PG_FILLED.values())), record=_PG_RECORD
+)
 
 
 def _pg_rollup_from(source: str, table: str, unit: str) -> str:
