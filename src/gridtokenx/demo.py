@@ -21,7 +21,7 @@ from rich.table import Table
 from gridtokenx.core.settings import Settings, get_settings
 from gridtokenx.core.types import utcnow
 from gridtokenx.readings.envelope import encode_batch
-from gridtokenx.readings.signing import DeviceKey
+from gridtokenx.readings.signing import DeviceSigner
 
 DEMO_ADMIN_EMAIL = "admin@gridtokenx.io"
 DEMO_PROSUMER_EMAIL = "prosumer@gridtokenx.io"
@@ -43,7 +43,7 @@ async def _serve(server: uvicorn.Server, duration: float, walkthrough: Any) -> N
     await task
 
 
-def _readings(key: DeviceKey, settings: Settings, count: int, first_seq: int) -> list[Any]:
+def _readings(key: DeviceSigner, settings: Settings, count: int, first_seq: int) -> list[Any]:
     now = int(utcnow().timestamp())
     last = now - now % INTERVAL - INTERVAL
     readings = []
@@ -101,7 +101,9 @@ async def walkthrough(console: Console, base: str, admin_password: str, settings
         claimed = await http.post(
             "/api/meters/verify", json={"serial": DEMO_SERIAL, "meter_key": meter_key}, headers=prosumer
         )
-        device = DeviceKey.from_seed(hashlib.sha256(DEMO_SERIAL.encode() + secrets.token_bytes(16)).digest())
+        device = DeviceSigner.from_seed(
+            hashlib.sha256(DEMO_SERIAL.encode() + secrets.token_bytes(16)).digest()
+        )
         await http.post(
             "/api/admin/devices/register",
             json={"serial": DEMO_SERIAL, "public_key": device.public_key_hex},

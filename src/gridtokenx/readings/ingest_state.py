@@ -22,13 +22,13 @@ from gridtokenx.core.types import utc_from_epoch, utcnow
 from gridtokenx.readings import vee
 from gridtokenx.readings.batch_facts import STATE, StateFacts, states_by_meter
 from gridtokenx.readings.reading import (
-    CHANNELS,
     CONSUMPTION,
     EXPORT,
     EXPORT_REGISTER,
     GENERATION,
     IMPORT,
     IMPORT_REGISTER,
+    QUANTITIES,
     Reading,
     Source,
     Trust,
@@ -107,7 +107,7 @@ class MeterState:
 
     def remember(self, reading: Reading) -> None:
         recent = self.recent
-        for name, value in reading.channel_values().items():
+        for name, value in reading.quantity_values().items():
             values = recent.get(name)
             if values is None:
                 recent[name] = [value]
@@ -150,7 +150,7 @@ class MeterState:
         }
 
 
-# The `recent` document of a state row: {"v": the last values of each of CHANNELS (oldest first),
+# The `recent` document of a state row: {"v": the last values of each of QUANTITIES (oldest first),
 # "l": the latest measured reading as _LAST_FIELDS (`Reading` attributes), "f": the oldest interval
 # start seen}. Positional,
 # because every batch rewrites it for each of its meters (a third of the size of the named layout
@@ -174,7 +174,7 @@ def _recent_document(
     recent: dict[str, list[int]], last: LastReading | None, first_start: int | None
 ) -> dict[str, Any]:
     """The `recent` document of a state row, in the positional layout above."""
-    return {"v": [recent.get(name, []) for name in CHANNELS], "l": last, "f": first_start}
+    return {"v": [recent.get(name, []) for name in QUANTITIES], "l": last, "f": first_start}
 
 
 def history_only_state(first_start: int) -> dict[str, Any]:
@@ -188,7 +188,7 @@ def _read_recent(stored: dict[str, Any]) -> tuple[dict[str, list[int]], LastRead
     """(recent values by channel, the latest measured reading, the oldest start seen), from
     either layout; the lists are freshly decoded for this batch and ours to change."""
     if "v" in stored:
-        recent = {name: values for name, values in zip(CHANNELS, stored["v"], strict=True) if values}
+        recent = {name: values for name, values in zip(QUANTITIES, stored["v"], strict=True) if values}
         return recent, stored.get("l"), stored.get("f")
     named = stored.get("last")
     last = None if named is None else [named.get(name) for name in _LAST_FIELDS]

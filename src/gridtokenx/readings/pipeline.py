@@ -48,7 +48,7 @@ from gridtokenx.readings.partitions import PartitionManager
 from gridtokenx.readings.reading import Flag, Reading, Source, Trust
 from gridtokenx.readings.signature_verdicts import FAILURES as SIGNATURE_FAILURES
 from gridtokenx.readings.signature_verdicts import SignatureVerdict, verdict
-from gridtokenx.readings.slot_history import SlotKey, channels_with_energy, same_slot_medians
+from gridtokenx.readings.slot_history import SlotKey, quantities_with_energy, same_slot_medians
 from gridtokenx.readings.store import (
     Existing,
     Key,
@@ -445,7 +445,7 @@ class _Batch:
         targets = {
             (meter_ids[reading.meter_serial], reading.channel, reading.interval_start): wanted
             for _, reading in readings
-            if (wanted := channels_with_energy(reading))
+            if (wanted := quantities_with_energy(reading))
         }
         first_start = {meter_id: state.first_start for meter_id, state in states.items()}
         return await same_slot_medians(self.session, targets, first_start)
