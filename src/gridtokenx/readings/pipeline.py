@@ -59,7 +59,7 @@ from gridtokenx.readings.store import (
 )
 from gridtokenx.readings.ticks import insert_ticks, is_tick, load_ticks
 
-VERIFY_SLICE = 64  # signatures verified between two yields to the event loop (~5 ms)
+VERIFY_SLICE = 64  # signatures verified between two yields to the event loop
 
 
 class ItemStatus(StrEnum):
@@ -352,10 +352,9 @@ class _Batch:
         """Verify signatures and set trust.
 
         Ed25519 is the costliest step, yet it runs on the event loop, in slices of VERIFY_SLICE
-        readings with a yield in between (each slice holds the loop ~5 ms), not in a worker
-        thread: PyNaCl drops the GIL for every signature, and a thread taking it back from the
-        busy loop a thousand times a batch cost ~50 µs per reading on 2 cores (6.2k readings/s
-        against 8.2k inline, measured with `gridtokenx bench ingest`)."""
+        readings with a yield in between, not in a worker thread: PyNaCl drops the GIL for every
+        signature, and a thread taking it back from the busy loop a thousand times a batch costs
+        more than it saves (figures: docs/decisions/2026-12-04-ingest-hot-path-figures.md)."""
         # each key's facts gathered once per batch, not once per reading
         known = {
             meter_id: [(k.key_id, k, self.p.verify_key(k.public_key)) for k in meter_keys]

@@ -283,11 +283,10 @@ async def _insert_new_pg(session: AsyncSession, items: list[NewReading], keys: l
     statement that also adds the inserted rows to the hourly and daily rollups (PostgreSQL sums
     them: no per-reading rollup work in Python, and one round trip instead of three).
 
-    Measured here against `INSERT .. SELECT FROM unnest(arrays)` for 1,000 rows: asyncpg's
-    per-element encoding of 24 typed arrays cost ~15 µs of gateway CPU per row, a JSON document
-    ~2 µs, while PostgreSQL's JSON parsing adds ~5 µs on its side: less CPU in total on a shared
-    machine, and most of it moves off the gateway's GIL. The document is the `NewReading`s
-    themselves, encoded by msgspec in one call.
+    A JSON document rather than typed arrays: asyncpg encodes arrays element by element on the
+    gateway, while the document is the `NewReading`s themselves, encoded by msgspec in one call,
+    and PostgreSQL parses it off the gateway's GIL (figures:
+    docs/decisions/2026-12-04-ingest-hot-path-figures.md).
     """
     driver = await asyncpg_connection(session)
     if await driver.fetchval(_PG_INSERT, json_document(items)) == len(items):
@@ -419,8 +418,8 @@ class RollupDelta:
 def _pg_rollup_upsert(table: str) -> str:
     """Add a JSON array of bucket records (see `_upsert_rollups_pg`) to `table`'s sums.
 
-    `json_to_recordset` rather than an array of arrays unpacked per row: measured on 400-bucket
-    upserts, PostgreSQL spent ~13 µs per bucket on it against ~41."""
+    `json_to_recordset` rather than an array of arrays unpacked per row: PostgreSQL spends a third
+    of the time per bucket on it (docs/decisions/2026-12-04-ingest-hot-path-figures.md)."""
     sums = ", ".join(_ROLLUP_NAMES)
     return (
         f"INSERT INTO {table} (meter_id, channel, bucket_start, {sums}) "
