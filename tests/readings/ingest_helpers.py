@@ -13,7 +13,7 @@ from gridtokenx.core.context import AppContext
 from gridtokenx.core.types import utcnow
 from gridtokenx.meters.models import Meter
 from gridtokenx.readings.envelope import encode_batch, encode_reading
-from gridtokenx.readings.signing import DeviceKey
+from gridtokenx.readings.signing import DeviceSigner
 from tests.helpers import admin_token, bearer, claim, create_meter, user_token
 
 INTERVAL = 900
@@ -22,7 +22,7 @@ INTERVAL = 900
 @dataclass
 class Device:
     serial: str
-    key: DeviceKey
+    key: DeviceSigner
     network_id: str
     meter_id: str
     owner: str
@@ -75,7 +75,7 @@ async def make_device(
     created = await create_meter(client, admin, serial, **fields)
     owner = await user_token(client, ctx, email)
     await claim(client, owner, serial)
-    key = DeviceKey.generate()
+    key = DeviceSigner.generate()
     response = await client.post(
         "/api/admin/devices/register",
         json={"serial": serial, "public_key": key.public_key_hex},

@@ -12,7 +12,7 @@ from gridtokenx.meters.facts import keys_by_meter, meters_by_serial
 from gridtokenx.meters.models import DeviceKey, Meter
 from gridtokenx.readings.batch_facts import states_by_meter
 from gridtokenx.readings.models import MeterIngestState
-from gridtokenx.readings.signing import DeviceKey as DeviceKeyPair
+from gridtokenx.readings.signing import DeviceSigner
 from tests.readings.ingest_helpers import added_meter
 
 COMMISSIONED = datetime(2026, 1, 1, tzinfo=UTC)
@@ -22,7 +22,7 @@ async def _fleet(session: AsyncSession, size: int) -> list[Meter]:
     meters = [await added_meter(session, f"FACTS-{i:03d}", COMMISSIONED) for i in range(size)]
     for i, meter in enumerate(meters):
         for k in range(i % 3):  # none, one or two keys
-            pair = DeviceKeyPair.from_seed(bytes([i, k]) * 16)
+            pair = DeviceSigner.from_seed(bytes([i, k]) * 16)
             session.add(DeviceKey(meter_id=meter.id, key_id=pair.key_id, public_key=pair.public_key_hex))
         if i % 2:
             session.add(MeterIngestState(meter_id=meter.id, seq_highest=i, recent={"v": [[i]]}))

@@ -261,11 +261,11 @@ async def test_legacy_reading_signed_by_a_provisioned_key_is_device_signed(
     import base58
 
     from gridtokenx.readings.legacy import device_kwh_message
-    from gridtokenx.readings.signing import DeviceKey
+    from gridtokenx.readings.signing import DeviceSigner
 
     owner, key = await _operator(client, ctx)
     admin = await admin_token(client, ctx, "keys@example.com")
-    device = DeviceKey.generate()
+    device = DeviceSigner.generate()
     provisioned = await client.post(
         "/api/admin/devices/register",
         json={"serial": SERIAL, "public_key": device.public_key_base58},

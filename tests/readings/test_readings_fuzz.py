@@ -23,7 +23,7 @@ from gridtokenx.core.db import Database
 from gridtokenx.core.migrate import upgrade
 from gridtokenx.core.types import utcnow
 from gridtokenx.readings.envelope import encode_reading
-from gridtokenx.readings.signing import DeviceKey
+from gridtokenx.readings.signing import DeviceSigner
 from tests.conftest import PG_HOST, PG_PORT, PG_USER, _admin, make_settings
 from tests.live import live_server
 
@@ -42,7 +42,7 @@ EXAMPLES = settings(
 class Api:
     base: str
     owner: dict[str, str]
-    key: DeviceKey
+    key: DeviceSigner
     network_id: str
     meter_id: str
     seq: int = 0
@@ -98,7 +98,7 @@ def _seed(base: str, url: str) -> Api:
             headers=owner_headers,
         )
         assert claimed.status_code == 200, claimed.text
-        key = DeviceKey.generate()
+        key = DeviceSigner.generate()
         registered = http.post(
             "/api/admin/devices/register",
             json={"serial": SERIAL, "public_key": key.public_key_hex},

@@ -11,7 +11,7 @@ from gridtokenx.core.context import AppContext
 from gridtokenx.core.types import utcnow
 from gridtokenx.readings.envelope import encode_batch
 from gridtokenx.readings.pipeline import IngestPipeline
-from gridtokenx.readings.signing import DeviceKey
+from gridtokenx.readings.signing import DeviceSigner
 from tests.helpers import bearer, error_code, user_token
 from tests.readings.ingest_helpers import INTERVAL, aligned_now, make_device
 
@@ -49,7 +49,7 @@ async def test_replayed_forged_and_wrong_key(client: httpx.AsyncClient, ctx: App
     forged = await client.post("/api/meters/readings", content=tampered, headers=bearer(device.owner))
     assert forged.status_code == 401 and error_code(forged) == "SIGNATURE_INVALID"
 
-    stranger = DeviceKey.generate()
+    stranger = DeviceSigner.generate()
     wrong = stranger.sign_reading(device.reading(start + 3 * INTERVAL), device.network_id)
     from gridtokenx.readings.envelope import encode_reading
 

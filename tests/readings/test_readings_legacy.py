@@ -23,9 +23,9 @@ from gridtokenx.readings.legacy import (
     verify_legacy_signature,
 )
 from gridtokenx.readings.reading import Flag, Reading, Source, Trust
-from gridtokenx.readings.signing import DeviceKey
+from gridtokenx.readings.signing import DeviceSigner
 
-METER_KEY = DeviceKey.from_seed(hashlib.sha256(b"gridtokenx-sim:SIM-METER-001").digest())
+METER_KEY = DeviceSigner.from_seed(hashlib.sha256(b"gridtokenx-sim:SIM-METER-001").digest())
 NOW = int(datetime(2026, 1, 15, 9, 20, tzinfo=UTC).timestamp())
 WALLET = "Fa3FHRjYRKXw5hvWXqnE8hFdPdkRxVHRYU6xSw6Py7Xv"
 
@@ -103,7 +103,7 @@ ENERGY = {
 }
 
 
-def a2_signed_body(key: DeviceKey = METER_KEY) -> bytes:
+def a2_signed_body(key: DeviceSigner = METER_KEY) -> bytes:
     surplus = 2.123456  # what the simulator held as a float and formatted for signing
     message = "\n".join(
         [
@@ -257,7 +257,7 @@ def test_a1_full_telemetry_keeps_unknown_fields_and_its_signature_candidates() -
     assert reading.extras["weather_condition"] == "Sunny" and reading.extras["firmware_build"] == "x-17"
     assert reading.extras["rec_eligible"] is True
     assert verify_legacy_signature(reading, METER_KEY.public_key)
-    assert not verify_legacy_signature(reading, DeviceKey.generate().public_key)
+    assert not verify_legacy_signature(reading, DeviceSigner.generate().public_key)
 
 
 def test_newest_simulator_signature_over_device_kwh_and_milliseconds() -> None:
@@ -300,7 +300,7 @@ def test_a2_submit_reading_with_a_verifiable_signature() -> None:
         submit_reading_message("SIM-METER-001", A2_TIMESTAMP, Decimal("2.123456"), WALLET),
     )
     assert verify_legacy_signature(reading, METER_KEY.public_key)
-    assert not verify_legacy_signature(reading, DeviceKey.generate().public_key)
+    assert not verify_legacy_signature(reading, DeviceSigner.generate().public_key)
     assert reading.extras["wallet_address"] == WALLET
     assert reading.extras["power_consumed"] == Decimal("5.506176")
     assert "kwh_amount" not in reading.extras and "meter_signature" not in reading.extras

@@ -28,7 +28,7 @@ from gridtokenx.readings.errors import ErrorCode, ReadingError
 from gridtokenx.readings.reading import Source, Trust
 from gridtokenx.readings.signing import (
     DOMAIN_TAG,
-    DeviceKey,
+    DeviceSigner,
     key_id,
     sign_reading,
     signing_message,
@@ -37,8 +37,8 @@ from gridtokenx.readings.signing import (
 )
 
 NETWORK = "gridtokenx-localnet"
-KEY = DeviceKey.from_seed(hashlib.sha256(b"meter SIM-METER-001").digest())
-OTHER_KEY = DeviceKey.from_seed(hashlib.sha256(b"meter SIM-METER-002").digest())
+KEY = DeviceSigner.from_seed(hashlib.sha256(b"meter SIM-METER-001").digest())
+OTHER_KEY = DeviceSigner.from_seed(hashlib.sha256(b"meter SIM-METER-002").digest())
 FAST = settings(max_examples=60, deadline=None)
 
 
@@ -199,11 +199,11 @@ def test_invalid_network_id_is_refused() -> None:
 
 
 def test_device_key_helpers() -> None:
-    key = DeviceKey.from_seed(KEY.seed)
+    key = DeviceSigner.from_seed(KEY.seed)
     assert key.public_key == KEY.public_key and len(key.public_key_hex) == 64
     assert base58.b58decode(key.public_key_base58) == key.public_key
     assert verify_detached(key.public_key, b"hello", key.sign(b"hello"))
-    assert DeviceKey.generate().public_key != key.public_key
+    assert DeviceSigner.generate().public_key != key.public_key
 
 
 def test_to_reading_normalises_the_native_reading() -> None:

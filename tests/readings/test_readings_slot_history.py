@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 from gridtokenx.core.db import Database
 from gridtokenx.meters.models import Meter
 from gridtokenx.readings import slot_history
-from gridtokenx.readings.reading import CHANNELS
+from gridtokenx.readings.reading import QUANTITIES
 from gridtokenx.readings.store import NewReading, store_readings
 
 DAY = 86_400
@@ -53,7 +53,7 @@ async def test_medians_of_the_stored_week(database: Database) -> None:
                         )
                     )
                     if days <= (7 if m == 0 else 4) and trust != "estimated":  # see `first`
-                        values = expected.setdefault((m, slot), {name: [] for name in CHANNELS})
+                        values = expected.setdefault((m, slot), {name: [] for name in QUANTITIES})
                         values["export_wh"].append(export)
                         values["import_wh"].append(0)
                         if generation is not None:

@@ -7,7 +7,7 @@ import uuid
 from datetime import UTC, datetime
 
 from gridtokenx.readings.batch_facts import StateFacts
-from gridtokenx.readings.pipeline import _MeterState
+from gridtokenx.readings.ingest_state import MeterState
 from gridtokenx.readings.reading import Reading, Source, Trust
 
 START = 1_767_225_600
@@ -24,12 +24,12 @@ LAST = {  # in the order of the positional layout
 NAMED = {"values": {"export_wh": [400, 500], "generation_wh": [700, 800]}, "last": LAST, "first_start": 1_000}
 
 
-def _state(recent: dict[str, object]) -> _MeterState:
+def _state(recent: dict[str, object]) -> MeterState:
     facts = StateFacts(uuid.uuid4(), None, None, None, None, None, recent)
-    return _MeterState.load(facts, 1024)
+    return MeterState.load(facts, 1024)
 
 
-def _facts(state: _MeterState) -> tuple[object, ...]:
+def _facts(state: MeterState) -> tuple[object, ...]:
     return (state.recent, state.loaded_last, state.first_start, state.latest())
 
 

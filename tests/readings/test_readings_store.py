@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from gridtokenx.core.db import Database
 from gridtokenx.readings.models import MeterReading
-from gridtokenx.readings.store import NewReading, StoreStatus, as_utc, store_readings
+from gridtokenx.readings.store import NewReading, StoreStatus, as_utc, load_existing, store_readings
 from tests.readings.ingest_helpers import added_meter
 
 
@@ -55,3 +55,44 @@ async def test_every_field_round_trips(database: Database) -> None:
     assert row.signature == item.signature and row.extras == item.extras
     assert (row.mintable_wh, row.mint_pending) == (2, True)
     assert as_utc(row.observed_at) == item.observed_at and row.received_at is not None
+
+
+async def test_a_measurement_replaces_an_estimate_revised_since_it_was_read(database: Database) -> None:
+    """The store is handed what was stored when its batch began; another writer re-estimated the
+    interval since. The measurement must still replace the estimate (never be acknowledged while
+    the estimate stays), and an estimate never replaces the measurement afterwards."""
+    at = datetime(2026, 3, 1, 12, 15, tzinfo=UTC)
+
+    def reading(meter_id: object, trust: str, export_wh: int) -> NewReading:
+        return NewReading(
+            meter_id=meter_id,  # type: ignore[arg-type]
+            channel=0,
+            interval_start=at,
+            duration_s=900,
+            trust=trust,
+            source="native",
+            observed_at=at + timedelta(minutes=15),
+            export_wh=export_wh,
+        )
+
+    async with database.session() as session:
+        meter = await added_meter(session, "RACE-1", at - timedelta(days=1))
+        await store_readings(session, [reading(meter.id, "estimated", 10)])
+        await session.commit()
+    async with database.session() as session:
+        stale = await load_existing(session, [(meter.id, 0, at)])
+        await session.commit()
+    async with database.session() as session:
+        [again] = await store_readings(session, [reading(meter.id, "estimated", 11)])
+        await session.commit()
+    assert (again.status, again.version) == (StoreStatus.REVISED, 2)
+    async with database.session() as session:
+        [stored] = await store_readings(session, [reading(meter.id, "device-signed", 500)], stale)
+        await session.commit()
+    assert (stored.status, stored.version) == (StoreStatus.REVISED, 3)
+    async with database.session() as session:
+        [kept] = await store_readings(session, [reading(meter.id, "estimated", 12)])
+        await session.commit()
+        row = (await session.execute(select(MeterReading))).scalar_one()
+    assert kept.status is StoreStatus.DUPLICATE
+    assert (row.trust, row.export_wh, row.version) == ("device-signed", 500, 3)

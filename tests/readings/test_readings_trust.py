@@ -83,12 +83,12 @@ async def test_attested_submission_cannot_revise_a_signed_interval(
 async def test_revoked_key_is_refused_whatever_created_claims_rotation_keeps_overlap(
     client: httpx.AsyncClient, ctx: AppContext
 ) -> None:
-    from gridtokenx.readings.signing import DeviceKey
+    from gridtokenx.readings.signing import DeviceSigner
 
     device = await make_device(client, ctx)
     start = aligned_now(6)
     old = device.key
-    new = DeviceKey.generate()
+    new = DeviceSigner.generate()
     rotated = await client.post(
         f"/api/admin/devices/{device.meter_id}/rotate",
         json={"public_key": new.public_key_hex, "overlap_seconds": 3600},

@@ -250,6 +250,23 @@ def test_frozen_value_repeated_three_times() -> None:
     assert Flag.FROZEN_VALUE not in zeros.flags  # a zero that stays zero is normal
 
 
+def test_frozen_ignores_small_values_that_repeat_at_short_intervals() -> None:
+    """15 s readings of a home are a few whole Wh each: repeats are normal and must not hold them
+    back from minting; from `frozen_min_wh` on, a threefold repeat is still flagged."""
+    no_registers: dict[str, Any] = {"import_register_wh": None, "export_register_wh": None}
+    short = make_reading(
+        duration=15, observed_at=START + 15, export_wh=4, generation_wh=5, consumption_wh=1, **no_registers
+    )
+    small = run(short, recent_values={"export_wh": [4, 4, 4], "generation_wh": [5, 5, 5]}, interval_s=15)
+    assert small.accepted and Flag.FROZEN_VALUE not in small.flags and small.mintable
+    lower = VeeConfig(frozen_min_wh=1)
+    assert Flag.FROZEN_VALUE in run(short, lower, recent_values={"export_wh": [4, 4]}, interval_s=15).flags
+    at_minimum = make_reading(export_wh=100, generation_wh=130, consumption_wh=30, **no_registers)
+    assert Flag.FROZEN_VALUE in run(at_minimum, recent_values={"export_wh": [100, 100]}).flags
+    below = make_reading(export_wh=99, generation_wh=130, consumption_wh=31, **no_registers)
+    assert Flag.FROZEN_VALUE not in run(below, recent_values={"export_wh": [99, 99]}).flags
+
+
 # 13. PV at night
 def test_pv_export_at_night_is_flagged() -> None:
     night = make_reading(interval_start=NIGHT_START, import_register_wh=None, export_register_wh=None)

@@ -9,7 +9,7 @@ import orjson
 
 from gridtokenx.readings.envelope import decode_reading, to_reading
 from gridtokenx.readings.legacy import parse_simulator_reading, parse_submit_reading, verify_legacy_signature
-from gridtokenx.readings.signing import DeviceKey, verify_reading
+from gridtokenx.readings.signing import DeviceSigner, verify_reading
 from gridtokenx.simulator.fleet import build_fleet
 from gridtokenx.simulator.fleetfile import FleetFile, MeterRecord
 from gridtokenx.simulator.physics import Site, initial_state, step
@@ -27,7 +27,7 @@ def interval():
 
 
 def test_native_body_is_signed_and_resigning_keeps_the_reading() -> None:
-    key = DeviceKey.generate()
+    key = DeviceSigner.generate()
     r = interval()
     body = body_for(Shape.NATIVE, r, key, 7, NOON + 900, NETWORK)
     native = decode_reading(body)
@@ -41,7 +41,7 @@ def test_native_body_is_signed_and_resigning_keeps_the_reading() -> None:
 
 
 def test_a1_and_a2_bodies_parse_to_the_same_energy_and_verify() -> None:
-    key = DeviceKey.generate()
+    key = DeviceSigner.generate()
     r = interval()
     a1 = parse_simulator_reading(
         body_for(Shape.A1, r, key, 0, 0, NETWORK), serial=r.serial, received_at=NOON, interval_s=900

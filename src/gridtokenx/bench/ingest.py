@@ -84,10 +84,10 @@ from gridtokenx.core.types import utc_from_epoch, utcnow
 from gridtokenx.meters import service as meters
 from gridtokenx.meters.models import Meter, MeterStatus, MeterType
 from gridtokenx.readings.envelope import NativeReading, encode_batch, signing_message
+from gridtokenx.readings.ingest_state import history_only_state
 from gridtokenx.readings.models import MeterIngestState, MeterReading
-from gridtokenx.readings.pipeline import history_only_state
 from gridtokenx.readings.reading import Source, Trust
-from gridtokenx.readings.signing import DeviceKey, sign_reading
+from gridtokenx.readings.signing import DeviceSigner, sign_reading
 from gridtokenx.readings.slot_history import DAY_S
 from gridtokenx.readings.store import NewReading, store_readings
 
@@ -156,8 +156,8 @@ def verify_ceiling(seconds: float = 2.0, workers: int | None = None) -> float:
 # --- the fleet and its signed batches ----------------------------------------------------------
 
 
-def _device_key(meter: int) -> DeviceKey:
-    return DeviceKey.from_seed(hashlib.sha256(f"gridtokenx-bench-meter-{meter}".encode()).digest())
+def _device_key(meter: int) -> DeviceSigner:
+    return DeviceSigner.from_seed(hashlib.sha256(f"gridtokenx-bench-meter-{meter}".encode()).digest())
 
 
 def _serial(meter: int) -> str:
@@ -165,7 +165,7 @@ def _serial(meter: int) -> str:
 
 
 def _native(
-    meter: int, k: int, key: DeviceKey, created: int, start: int, import_reg: int, export_reg: int
+    meter: int, k: int, key: DeviceSigner, created: int, start: int, import_reg: int, export_reg: int
 ) -> NativeReading:
     """Interval `k` of `meter`, naming `key` (signed later); registers are the running sums."""
     generation, consumption, imported, export = _energy(meter, k)
@@ -240,7 +240,7 @@ class _Plan:
 
 
 def _sign_fleet(
-    plan: _Plan, keys: list[DeviceKey], first: int, on_batch: Callable[[], None]
+    plan: _Plan, keys: list[DeviceSigner], first: int, on_batch: Callable[[], None]
 ) -> list[list[bytes]]:
     """Every batch body, signed now, per group in the order it must be sent."""
     created = int(time.time())
@@ -303,7 +303,7 @@ def _database(backend: str, pg_admin_url: str, workdir: Path) -> Iterator[_Targe
         asyncio.run(_execute_sql(pg_admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
-async def _seed(url: str, keys: list[DeviceKey], history: tuple[int, int] = (0, 0)) -> str:
+async def _seed(url: str, keys: list[DeviceSigner], history: tuple[int, int] = (0, 0)) -> str:
     """Migrate, then an owner with an API key and every meter claimed by it with its device key.
     Meters are inserted directly rather than through `create_meter`, which would Argon2-hash a
     meter key per meter (minutes for a fleet); they end up as a claimed meter does.
@@ -665,7 +665,7 @@ def _scenario(
     backend: str,
     processes: int,
     plan: _Plan,
-    keys: list[DeviceKey],
+    keys: list[DeviceSigner],
     *,
     pg_admin_url: str,
     connections: int,

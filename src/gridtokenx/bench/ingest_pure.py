@@ -20,14 +20,14 @@ from rich.console import Console
 from rich.table import Table
 
 from gridtokenx.readings.envelope import NativeReading, decode_batch, encode_batch
-from gridtokenx.readings.signing import DeviceKey, sign_reading, signing_message, verify_reading
+from gridtokenx.readings.signing import DeviceSigner, sign_reading, signing_message, verify_reading
 
 BENCH_NETWORK = "gridtokenx-bench"
 
 
 def _signed_readings(n: int, devices: int) -> tuple[list[NativeReading], dict[str, VerifyKey]]:
     seeds = [hashlib.sha256(f"bench-device-{i}".encode()).digest() for i in range(devices)]
-    keys = [DeviceKey.from_seed(seed) for seed in seeds]
+    keys = [DeviceSigner.from_seed(seed) for seed in seeds]
     start = 1_767_225_600
     readings = []
     for i in range(n):

@@ -38,7 +38,7 @@ from gridtokenx.ledger.domain import LedgerHandle
 from gridtokenx.meters import service as meters
 from gridtokenx.meters.models import Meter, MeterStatus, MeterType
 from gridtokenx.readings.envelope import encode_reading
-from gridtokenx.readings.signing import DeviceKey
+from gridtokenx.readings.signing import DeviceSigner
 from gridtokenx.readings.store import NewReading, store_readings
 from gridtokenx.tokenization.models import EntryState, MintEntry
 from gridtokenx.tokenization.tokens import energy_mint
@@ -57,9 +57,9 @@ def _percentile(values: list[float], q: float) -> float:
 
 async def _fleet(
     ctx: AppContext, owners: int, meters_per_owner: int
-) -> tuple[str, list[tuple[Meter, DeviceKey]]]:
+) -> tuple[str, list[tuple[Meter, DeviceSigner]]]:
     """Owners (the first with an API key) and their claimed meters with device keys, inserted directly."""
-    fleet: list[tuple[Meter, DeviceKey]] = []
+    fleet: list[tuple[Meter, DeviceSigner]] = []
     async with ctx.db.session() as session:
         request = RegisterRequest(
             email="bench-mint-0@example.com", password="Bench-pass-" + uuid.uuid4().hex[:8]
@@ -89,13 +89,13 @@ async def _fleet(
                 )
                 session.add(meter)
                 await session.flush()
-                key = DeviceKey.generate()
+                key = DeviceSigner.generate()
                 await meters.add_device_key(session, meter, key.public_key_hex, key.key_id)
                 fleet.append((meter, key))
     return api_key, fleet
 
 
-def _body(meter: Meter, key: DeviceKey, start: int, k: int, network_id: str) -> bytes:
+def _body(meter: Meter, key: DeviceSigner, start: int, k: int, network_id: str) -> bytes:
     now = int(time.time())
     export = 300 + (k * 37) % 500
     reading = {
@@ -116,7 +116,11 @@ def _body(meter: Meter, key: DeviceKey, start: int, k: int, network_id: str) -> 
 
 
 async def _latency(
-    ctx: AppContext, http: httpx.AsyncClient, api_key: str, fleet: list[tuple[Meter, DeviceKey]], samples: int
+    ctx: AppContext,
+    http: httpx.AsyncClient,
+    api_key: str,
+    fleet: list[tuple[Meter, DeviceSigner]],
+    samples: int,
 ) -> list[float]:
     ledger = await ctx.services.get(LedgerHandle).get()
     mint = await energy_mint(ledger, ctx.settings)
@@ -148,7 +152,7 @@ async def _latency(
 
 
 async def _throughput(
-    ctx: AppContext, fleet: list[tuple[Meter, DeviceKey]], readings: int
+    ctx: AppContext, fleet: list[tuple[Meter, DeviceSigner]], readings: int
 ) -> tuple[float, int]:
     """Readings/s from the worker's wake-up until every row is confirmed (outbox -> ledger -> DB)."""
     per_meter = -(-readings // len(fleet))

@@ -134,9 +134,17 @@ def is_postgres(session: AsyncSession) -> bool:
 
 async def asyncpg_connection(session: AsyncSession) -> Any:
     """The asyncpg connection under the session's transaction, for statements SQLAlchemy would
-    otherwise expand row by row."""
+    otherwise expand row by row.
+
+    SQLAlchemy's asyncpg adapter sends BEGIN only with its own first statement: a statement sent
+    straight to the driver before that would run in autocommit, and a `FOR UPDATE` lock taken by
+    it would end with the statement (concurrent batches of one meter then interleaved, and an
+    estimate could take the place of a measured reading). So the transaction is begun first."""
     connection = await session.connection()
-    return (await connection.get_raw_connection()).driver_connection
+    driver: Any = (await connection.get_raw_connection()).driver_connection
+    if not driver.is_in_transaction():
+        await connection.exec_driver_sql("SELECT 1")
+    return driver
 
 
 def columns_of(table: Table, fields: type[NamedTuple]) -> Select[Any]:

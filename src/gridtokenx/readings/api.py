@@ -278,7 +278,7 @@ async def submit_batch(request: Request, principal: Writer, ctx: Ctx, pipeline: 
     """`{"readings": [submit-reading bodies]}`: the batch mode of the original simulator, which its
     gateway never served; each item is parsed and judged on its own."""
     try:
-        envelope = msgspec.json.decode(await request.body(), type=_SubmitBatch)
+        submitted = msgspec.json.decode(await request.body(), type=_SubmitBatch)
     except msgspec.ValidationError:
         raise ApiError(
             "expected an object with a `readings` array", code="SCHEMA_INVALID", status_code=422
@@ -287,11 +287,11 @@ async def submit_batch(request: Request, principal: Writer, ctx: Ctx, pipeline: 
         raise ApiError("request body is not valid JSON", code="MALFORMED_JSON", status_code=400) from None
     except RecursionError:
         raise ApiError("the body nests JSON too deep", code="JSON_TOO_DEEP", status_code=400) from None
-    if len(envelope.readings) > ctx.settings.batch_max_size:
-        message = f"{len(envelope.readings)} items; at most {ctx.settings.batch_max_size}"
+    if len(submitted.readings) > ctx.settings.batch_max_size:
+        message = f"{len(submitted.readings)} items; at most {ctx.settings.batch_max_size}"
         raise ApiError(message, code="BATCH_TOO_LARGE", status_code=413)
     items: list[Reading | ReadingError] = []
-    for index, raw in enumerate(envelope.readings):
+    for index, raw in enumerate(submitted.readings):
         try:
             items.append(legacy.parse_submit_reading(bytes(raw)))
         except ReadingError as error:

@@ -15,11 +15,11 @@ from fractions import Fraction
 import msgspec
 
 from gridtokenx.readings.reading import (
-    CHANNELS,
     CONSUMPTION,
     EXPORT,
     GENERATION,
     IMPORT,
+    QUANTITIES,
     Flag,
     Reading,
     Source,
@@ -105,7 +105,7 @@ def estimate_gap(
 ) -> list[Reading]:
     """Estimated readings for the intervals strictly between `before` and `after` (same meter and channel).
 
-    Per channel the shape is a straight line from `before`'s value to `after`'s. The total is the
+    Per quantity the shape is a straight line from `before`'s value to `after`'s. The total is the
     register difference when both readings carry that register (import/export), which makes the
     estimates agree with the meter's counters exactly; otherwise it is the line's own sum, rounded
     half to even. Estimates are `Trust.ESTIMATED`, flagged `ESTIMATED`, and never minted.
@@ -120,21 +120,21 @@ def estimate_gap(
     if gap.seconds > max_gap_s:
         raise ValueError(f"gap of {gap.seconds} s exceeds {max_gap_s} s")
 
-    first, last = before.channel_values(), after.channel_values()
+    first, last = before.quantity_values(), after.quantity_values()
     registers_before, registers_after = before.register_values(), after.register_values()
     estimates: dict[str, list[int]] = {}
-    for channel in CHANNELS:
-        if channel not in first or channel not in last:
+    for quantity in QUANTITIES:
+        if quantity not in first or quantity not in last:
             continue
-        a, b = first[channel], last[channel]
+        a, b = first[quantity], last[quantity]
         line = [a + Fraction((b - a) * i, missing + 1) for i in range(1, missing + 1)]
-        if channel in registers_before and channel in registers_after:
-            total = registers_after[channel] - last[channel] - registers_before[channel]
+        if quantity in registers_before and quantity in registers_after:
+            total = registers_after[quantity] - last[quantity] - registers_before[quantity]
             if total < 0:
-                raise ValueError(f"{channel} registers imply negative energy in the gap")
+                raise ValueError(f"{quantity} registers imply negative energy in the gap")
         else:
             total = round(sum(line, Fraction(0)))
-        estimates[channel] = split_largest_remainder(total, [max(v, Fraction(0)) for v in line])
+        estimates[quantity] = split_largest_remainder(total, [max(v, Fraction(0)) for v in line])
 
     readings = []
     running = dict(registers_before)

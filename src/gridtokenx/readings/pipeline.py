@@ -22,54 +22,44 @@ from typing import Any
 import msgspec
 from msgspec.structs import replace
 from nacl.signing import VerifyKey
-from sqlalchemy import bindparam, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gridtokenx.accounts.models import User
 from gridtokenx.accounts.rules import may_act_for
-from gridtokenx.core.db import Database, asyncpg_connection
+from gridtokenx.core.db import Database
 from gridtokenx.core.types import last_use_due, utc_from_epoch, utcnow
 from gridtokenx.events.bus import EventBus, Outbox
 from gridtokenx.meters.facts import KeyFacts, MeterFacts, keys_by_meter, mark_keys_used, meters_by_serial
-from gridtokenx.meters.models import KeyStatus, Meter, MeterStatus
-from gridtokenx.meters.rules import attested_mintable, key_covers
+from gridtokenx.meters.models import Meter, MeterStatus
+from gridtokenx.meters.rules import attested_mintable
 from gridtokenx.readings import vee
-from gridtokenx.readings.batch_facts import STATE, StateFacts, states_by_meter
 from gridtokenx.readings.errors import ReadingError, http_status
 from gridtokenx.readings.ingest_metrics import count_verdicts, observe_batch, rejection_owners
+from gridtokenx.readings.ingest_state import (
+    LastReading,
+    MeterState,
+    epoch_or_none,
+    last_reading,
+    lock_states,
+    save_states,
+)
 from gridtokenx.readings.intervals import MAX_ESTIMATED_GAP_S, assign_interval, estimate_gap
 from gridtokenx.readings.partitions import PartitionManager
-from gridtokenx.readings.reading import (
-    CHANNELS,
-    CONSUMPTION,
-    EXPORT,
-    EXPORT_REGISTER,
-    GENERATION,
-    IMPORT,
-    IMPORT_REGISTER,
-    Flag,
-    Reading,
-    Source,
-    Trust,
-)
-from gridtokenx.readings.replay import ReplayWindow
-from gridtokenx.readings.signing import verify_detached
-from gridtokenx.readings.slot_history import SlotKey, channels_with_energy, same_slot_medians
+from gridtokenx.readings.reading import Flag, Reading, Source, Trust
+from gridtokenx.readings.signature_verdicts import FAILURES as SIGNATURE_FAILURES
+from gridtokenx.readings.signature_verdicts import SignatureVerdict, verdict
+from gridtokenx.readings.slot_history import SlotKey, quantities_with_energy, same_slot_medians
 from gridtokenx.readings.store import (
     Existing,
     Key,
     NewReading,
     StoreStatus,
-    as_utc,
-    dialect_insert,
-    json_document,
     load_existing,
     store_readings,
 )
 from gridtokenx.readings.ticks import insert_ticks, is_tick, load_ticks
 
-VERIFY_SLICE = 64  # signatures verified between two yields to the event loop (~5 ms)
-RECENT_KEEP = 4
+VERIFY_SLICE = 64  # signatures verified between two yields to the event loop
 
 
 class ItemStatus(StrEnum):
@@ -142,204 +132,10 @@ def _reject(index: int, code: str, message: str, status: int = 422, path: str | 
     return ItemResult(index, ItemStatus.REJECTED, code=code, message=message, path=path, http_status=status)
 
 
-def _epoch(moment: datetime | None) -> int | None:
-    return None if moment is None else int(as_utc(moment).timestamp())
-
-
 @lru_cache(maxsize=65_536)
 def _iso(moment: datetime) -> str:
     """An interval start's ISO text in results and events (starts repeat across a batch)."""
     return moment.isoformat()
-
-
-@dataclass
-class _MeterState:
-    """The in-memory ingest state of one meter while a batch is processed; written back to its
-    row once per batch, by `_Batch._save_states`."""
-
-    meter_id: uuid.UUID
-    replay: ReplayWindow | None
-    recent: dict[str, list[int]]
-    first_start: int | None  # the oldest interval seen: no same-slot history before it
-    register_start: int | None
-    import_register: int | None
-    export_register: int | None
-    loaded_last: LastReading | None  # the latest measured reading as the batch found it
-    seq_row: tuple[int | None, bytes | None]  # the stored window, kept when `replay` stays None
-    newest: Reading | None = None  # the latest reading of this batch, once later than `loaded_last`
-    snapshot: vee.RegisterSnapshot | None = None  # `registers()` until the registers move
-
-    @classmethod
-    def load(cls, row: StateFacts, window: int) -> _MeterState:
-        replay = None
-        if row.seq_highest is not None and row.seq_bitmap is not None:
-            replay = ReplayWindow.from_bitmap(row.seq_highest, row.seq_bitmap, window)
-        recent, last, first_start = _read_recent(row.recent or {})
-        return cls(
-            row.meter_id,
-            replay,
-            recent,
-            first_start,
-            _epoch(row.register_interval_start),
-            row.last_import_register_wh,
-            row.last_export_register_wh,
-            last,
-            (row.seq_highest, row.seq_bitmap),
-        )
-
-    @property
-    def last(self) -> LastReading | None:
-        """The latest measured reading (for gap estimation), as the state row stores it; built
-        from `newest` only when asked, not for every reading remembered."""
-        reading = self.newest
-        if reading is None:
-            return self.loaded_last
-        return [getattr(reading, name) for name in _LAST_FIELDS]
-
-    def latest(self) -> int | None:
-        """The start of the latest interval stored for this meter (any channel), if known."""
-        if self.newest is not None:
-            return self.newest.interval_start
-        return None if self.loaded_last is None else int(self.loaded_last[0])
-
-    def registers(self, interval_s: int) -> vee.RegisterSnapshot | None:
-        if self.register_start is None:
-            return None
-        if self.snapshot is None:
-            self.snapshot = vee.RegisterSnapshot(
-                interval_start=self.register_start,
-                duration=interval_s,
-                import_register_wh=self.import_register,
-                export_register_wh=self.export_register,
-            )
-        return self.snapshot
-
-    def remember(self, reading: Reading) -> None:
-        recent = self.recent
-        for name, value in reading.channel_values().items():
-            values = recent.get(name)
-            if values is None:
-                recent[name] = [value]
-                continue
-            values.append(value)
-            if len(values) > RECENT_KEEP:
-                del values[:-RECENT_KEEP]
-        start = reading.interval_start
-        if (reading.import_register_wh is not None or reading.export_register_wh is not None) and (
-            self.register_start is None or start >= self.register_start
-        ):
-            self.register_start = start
-            self.import_register = reading.import_register_wh
-            self.export_register = reading.export_register_wh
-            self.snapshot = None
-        if self.first_start is None or start < self.first_start:
-            self.first_start = start
-        latest = self.latest()
-        if latest is None or start >= latest:
-            self.newest = reading
-
-    def row_values(self, now: datetime) -> dict[str, Any]:
-        """The state row as it must be written back."""
-        seq_highest, seq_bitmap = self.seq_row
-        if self.replay is not None:
-            seq_highest, seq_bitmap = self.replay.highest, self.replay.bitmap_bytes()
-        last = self.last
-        return {
-            "b_meter_id": self.meter_id,
-            "seq_highest": seq_highest,
-            "seq_bitmap": seq_bitmap,
-            "register_interval_start": None
-            if self.register_start is None
-            else utc_from_epoch(self.register_start),
-            "last_import_register_wh": self.import_register,
-            "last_export_register_wh": self.export_register,
-            "last_interval_start": None if last is None else utc_from_epoch(int(last[0])),
-            "recent": _recent_document(self.recent, last, self.first_start),
-            "updated_at": now,
-        }
-
-
-# The `recent` document of a state row: {"v": the last values of each of CHANNELS (oldest first),
-# "l": the latest measured reading as _LAST_FIELDS (`Reading` attributes), "f": the oldest interval
-# start seen}. Positional,
-# because every batch rewrites it for each of its meters (a third of the size of the named layout
-# that rows written before kept: {"values": {channel: [...]}, "last": {...}, "first_start": ...}).
-_LAST_FIELDS = (
-    "interval_start",
-    "duration",
-    IMPORT,
-    EXPORT,
-    GENERATION,
-    CONSUMPTION,
-    IMPORT_REGISTER,
-    EXPORT_REGISTER,
-)
-
-
-LastReading = list[Any]  # the latest measured reading, in _LAST_FIELDS order
-
-
-def _recent_document(
-    recent: dict[str, list[int]], last: LastReading | None, first_start: int | None
-) -> dict[str, Any]:
-    """The `recent` document of a state row, in the positional layout above."""
-    return {"v": [recent.get(name, []) for name in CHANNELS], "l": last, "f": first_start}
-
-
-def history_only_state(first_start: int) -> dict[str, Any]:
-    """The `recent` document of a meter whose stored intervals begin at `first_start`, with no
-    latest reading or recent values remembered (how the ingest benchmark seeds stored history):
-    the spike rule looks back to `first_start`, and the meter's next batch is looked up in full."""
-    return _recent_document({}, None, first_start)
-
-
-def _read_recent(stored: dict[str, Any]) -> tuple[dict[str, list[int]], LastReading | None, int | None]:
-    """(recent values by channel, the latest measured reading, the oldest start seen), from
-    either layout; the lists are freshly decoded for this batch and ours to change."""
-    if "v" in stored:
-        recent = {name: values for name, values in zip(CHANNELS, stored["v"], strict=True) if values}
-        return recent, stored.get("l"), stored.get("f")
-    named = stored.get("last")
-    last = None if named is None else [named.get(name) for name in _LAST_FIELDS]
-    return stored.get("values") or {}, last, stored.get("first_start")
-
-
-_SAVE_STATE = (
-    update(STATE)
-    .where(STATE.c.meter_id == bindparam("b_meter_id"))
-    .values({c.name: bindparam(c.name) for c in STATE.c if c.name != "meter_id"})
-)
-# PostgreSQL: the batch's state rows as one JSON document (`row_values` encoded by msgspec), one
-# statement instead of an executemany of a hundred.
-_PG_SAVE_STATE = (
-    "UPDATE meter_ingest_state AS s SET seq_highest = r.seq_highest, "
-    "seq_bitmap = decode(r.seq_bitmap, 'base64'), register_interval_start = r.register_interval_start, "
-    "last_import_register_wh = r.last_import_register_wh, "
-    "last_export_register_wh = r.last_export_register_wh, last_interval_start = r.last_interval_start, "
-    "recent = r.recent, updated_at = r.updated_at "
-    "FROM json_to_recordset($1::json) AS r(b_meter_id uuid, seq_highest bigint, seq_bitmap text, "
-    "register_interval_start timestamptz, last_import_register_wh bigint, last_export_register_wh bigint, "
-    "last_interval_start timestamptz, recent json, updated_at timestamptz) "
-    "WHERE s.meter_id = r.b_meter_id"
-)
-
-
-def _last_reading(serial: str, last: LastReading) -> Reading:
-    start, duration, imported, exported, generated, consumed, import_register, export_register = last
-    return Reading(
-        meter_serial=serial,
-        interval_start=int(start),
-        duration=int(duration),
-        observed_at=int(start) + int(duration),
-        import_wh=int(imported or 0),
-        export_wh=int(exported or 0),
-        generation_wh=generated,
-        consumption_wh=consumed,
-        import_register_wh=import_register,
-        export_register_wh=export_register,
-        source=Source.NATIVE,
-        trust=Trust.DEVICE_SIGNED,
-    )
 
 
 class IngestPipeline:
@@ -435,7 +231,8 @@ class _Batch:
         readings = self._authorised(readings, meters)
         keys = await keys_by_meter(self.session, [m.id for m in meters.values()])
         readings = await self._authenticated(readings, keys)
-        states = await self._states(sorted({meter_ids[r.meter_serial] for _, r in readings}))
+        meters_read = sorted({meter_ids[r.meter_serial] for _, r in readings})
+        states = await lock_states(self.session, meters_read, self.p.vee_config.replay_window)
         stored = await self._stored(readings, states)
         medians = await self._medians(readings, states)
         attested_ok = self._attested_policy(meters, keys)
@@ -505,7 +302,7 @@ class _Batch:
         await insert_ticks(self.session, new_ticks)
         estimates = self._estimates(to_store, meters, states)
         await self._store(to_store, duplicates, estimates, meters)
-        await self._save_states(states)
+        await save_states(self.session, states)
         results = [r for r in self.results if r is not None]
         if self.before_commit is not None:
             await self.before_commit(self.session, results)
@@ -555,10 +352,9 @@ class _Batch:
         """Verify signatures and set trust.
 
         Ed25519 is the costliest step, yet it runs on the event loop, in slices of VERIFY_SLICE
-        readings with a yield in between (each slice holds the loop ~5 ms), not in a worker
-        thread: PyNaCl drops the GIL for every signature, and a thread taking it back from the
-        busy loop a thousand times a batch cost ~50 µs per reading on 2 cores (6.2k readings/s
-        against 8.2k inline, measured with `gridtokenx bench ingest`)."""
+        readings with a yield in between, not in a worker thread: PyNaCl drops the GIL for every
+        signature, and a thread taking it back from the busy loop a thousand times a batch costs
+        more than it saves (figures: docs/decisions/2026-12-04-ingest-hot-path-figures.md)."""
         # each key's facts gathered once per batch, not once per reading
         known = {
             meter_id: [(k.key_id, k, self.p.verify_key(k.public_key)) for k in meter_keys]
@@ -579,22 +375,22 @@ class _Batch:
                     if wanted[1] is None or candidate[0] == wanted[1]
                 ]
             jobs.append((index, reading, utc_from_epoch(signed_at), candidates))
-        verdicts: list[tuple[str, KeyFacts | None]] = []
+        verdicts: list[tuple[SignatureVerdict, KeyFacts | None]] = []
         for start in range(0, len(jobs), VERIFY_SLICE):
             if start:
                 await asyncio.sleep(0)  # let other requests run between slices
             received = utcnow()
-            verdicts.extend(_verdict(*job[1:], received) for job in jobs[start : start + VERIFY_SLICE])
+            verdicts.extend(verdict(*job[1:], received) for job in jobs[start : start + VERIFY_SLICE])
         count_verdicts(verdicts)
         kept = []
         used: set[uuid.UUID] = set()
-        for (index, reading, _moment, _candidates), (verdict, key) in zip(jobs, verdicts, strict=True):
-            if verdict == "signed":
+        for (index, reading, _moment, _candidates), (found, key) in zip(jobs, verdicts, strict=True):
+            if found is SignatureVerdict.SIGNED:
                 assert key is not None
                 used.add(key.id)
                 kept.append((index, replace(reading, trust=Trust.DEVICE_SIGNED, key_id=key.key_id)))
             elif reading.source is Source.NATIVE:
-                code, message = _SIGNATURE_FAILURES[verdict]
+                code, message = SIGNATURE_FAILURES[found]
                 self.results[index] = _reject(index, code, message, 401)
             else:
                 kept.append((index, replace(reading, trust=Trust.GATEWAY_ATTESTED)))
@@ -609,41 +405,10 @@ class _Batch:
         await mark_keys_used(self.session, due, now)
         return kept
 
-    async def _states(self, meter_ids: list[uuid.UUID]) -> dict[uuid.UUID, _MeterState]:
-        """Each meter's ingest state, locked for this transaction on PostgreSQL (SQLite has one
-        writer); a meter seen for the first time gets its row first, so the lock covers it too."""
-        if not meter_ids:
-            return {}
-        rows = await self._state_rows(meter_ids)
-        missing = [meter_id for meter_id in meter_ids if meter_id not in rows]
-        if missing:
-            now = utcnow()
-            insert = dialect_insert(self.session, STATE).on_conflict_do_nothing(index_elements=["meter_id"])
-            await self.session.execute(
-                insert, [{"meter_id": m, "recent": {}, "updated_at": now} for m in missing]
-            )
-            rows.update(await self._state_rows(missing))
-        window = self.p.vee_config.replay_window
-        return {meter_id: _MeterState.load(row, window) for meter_id, row in rows.items()}
-
-    async def _state_rows(self, meter_ids: list[uuid.UUID]) -> dict[uuid.UUID, StateFacts]:
-        return await states_by_meter(self.session, meter_ids, lock=not self.p.db.is_sqlite)
-
-    async def _save_states(self, states: dict[uuid.UUID, _MeterState]) -> None:
-        """One UPDATE for the batch's meters (the ORM's unit of work cost ~0.3 ms each)."""
-        if not states:
-            return
-        now = utcnow()
-        rows = [state.row_values(now) for state in states.values()]
-        if self.p.db.is_sqlite:
-            await self.session.execute(_SAVE_STATE, rows)
-        else:
-            await (await asyncpg_connection(self.session)).execute(_PG_SAVE_STATE, json_document(rows))
-
     async def _stored(
         self,
         readings: list[tuple[int, Reading]],
-        states: dict[uuid.UUID, _MeterState],
+        states: dict[uuid.UUID, MeterState],
     ) -> dict[tuple[uuid.UUID, int, int], dict[str, int | None]]:
         """What is stored for the batch's keys; the store reuses this lookup. An estimate never
         blocks or equals a real reading, so VEE does not see estimates.
@@ -672,14 +437,14 @@ class _Batch:
         return {key: found.values for key, found in measured.items()}
 
     async def _medians(
-        self, readings: list[tuple[int, Reading]], states: dict[uuid.UUID, _MeterState]
+        self, readings: list[tuple[int, Reading]], states: dict[uuid.UUID, MeterState]
     ) -> dict[SlotKey, dict[str, int]]:
         """Same-slot medians of the previous 7 days for the spike rule (see `slot_history`)."""
         meter_ids = self.meter_ids
         targets = {
             (meter_ids[reading.meter_serial], reading.channel, reading.interval_start): wanted
             for _, reading in readings
-            if (wanted := channels_with_energy(reading))
+            if (wanted := quantities_with_energy(reading))
         }
         first_start = {meter_id: state.first_start for meter_id, state in states.items()}
         return await same_slot_medians(self.session, targets, first_start)
@@ -699,11 +464,11 @@ class _Batch:
                 now=self.now,
                 interval_s=meter.interval_seconds,
                 meter_active=meter.status == MeterStatus.ACTIVE,
-                commissioned_at=_epoch(meter.commissioned_at),
+                commissioned_at=epoch_or_none(meter.commissioned_at),
                 nameplate_w=meter.capacity_w,
                 attested_mintable=attested_ok[meter.id],
                 register_modulus_wh=meter.register_modulus_wh,
-                baseline_reset_at=_epoch(meter.register_reset_at),
+                baseline_reset_at=epoch_or_none(meter.register_reset_at),
                 latitude=meter.latitude,
                 longitude=meter.longitude,
             )
@@ -714,7 +479,7 @@ class _Batch:
         self,
         to_store: list[tuple[int, Reading, vee.VeeOutcome]],
         meters: dict[str, MeterFacts],
-        states: dict[uuid.UUID, _MeterState],
+        states: dict[uuid.UUID, MeterState],
     ) -> list[Reading]:
         """Fill short gaps (≤ 1 h) before each new latest reading by interpolation; never minted."""
         estimates: list[Reading] = []
@@ -734,7 +499,7 @@ class _Batch:
                 last_start, last_duration = int(last[0]), int(last[1])
             gap = reading.interval_start - last_start - reading.duration
             if 0 < gap <= MAX_ESTIMATED_GAP_S and last_duration == reading.duration:
-                before = last if isinstance(last, Reading) else _last_reading(reading.meter_serial, last)
+                before = last if isinstance(last, Reading) else last_reading(reading.meter_serial, last)
                 try:
                     estimates.extend(estimate_gap(before, reading, reading.duration))
                 except ValueError:
@@ -816,38 +581,6 @@ class _Batch:
 
 
 _VEE_STATUS = {vee.Reject.TRUST_DOWNGRADE: 409}  # VEE rejections other than 422
-
-_SIGNATURE_FAILURES = {
-    "missing": ("SIGNATURE_MISSING", "a device signature is required"),
-    "unknown_key": ("DEVICE_KEY_UNKNOWN", "no provisioned key of this meter matches key_id"),
-    "revoked": ("DEVICE_KEY_REVOKED", "the signing key was revoked before this reading arrived"),
-    "expired": ("DEVICE_KEY_EXPIRED", "the signing key was rotated out before this reading was taken"),
-    "invalid": ("SIGNATURE_INVALID", "the signature does not verify"),
-}
-
-
-def _verdict(
-    reading: Reading, moment: datetime, candidates: list[tuple[KeyFacts, VerifyKey]], received: datetime
-) -> tuple[str, KeyFacts | None]:
-    """Which candidate key signed `reading` and whether it was valid at `moment` (the time the
-    reading claims) when `received`."""
-    if reading.signature is None:
-        return ("missing", None)
-    if not candidates:
-        return ("unknown_key", None)
-    verdict: tuple[str, KeyFacts | None] = ("invalid", None)
-    signature = reading.signature
-    messages = reading.signed_messages
-    for key, verify_key in candidates:
-        for message in messages:  # a loop, not any(<generator>): this runs for every reading
-            if verify_detached(verify_key, message, signature):
-                break
-        else:
-            continue
-        if key_covers(key, moment, received):
-            return ("signed", key)
-        verdict = ("revoked", None) if key.status == KeyStatus.REVOKED else ("expired", None)
-    return verdict
 
 
 def _new_row(reading: Reading, meter_id: uuid.UUID, flags: list[str], mintable_wh: int) -> NewReading:

@@ -3,7 +3,7 @@
 All energy is integer Wh; all times are integer seconds since the Unix epoch (UTC). A reading
 covers the interval `[interval_start, interval_start + duration)` of one meter; its natural key
 is `(meter_serial, channel, interval_start)`, where `channel` is the meter's measurement channel
-(0 = the main meter). Each reading carries the energy quantities named in `CHANNELS`.
+(0 = the main meter). Each reading carries the energy quantities named in `QUANTITIES`.
 """
 
 from __future__ import annotations
@@ -14,16 +14,17 @@ from typing import Any
 
 import msgspec
 
-# Interval energy channels (Wh in the interval) and cumulative registers (Wh at interval end).
+# Energy quantities: interval energy (Wh in the interval) and cumulative registers (Wh at
+# interval end). Not to be confused with `channel`, the meter's measurement channel.
 IMPORT = "import_wh"
 EXPORT = "export_wh"
 GENERATION = "generation_wh"
 CONSUMPTION = "consumption_wh"
-CHANNELS = (IMPORT, EXPORT, GENERATION, CONSUMPTION)
+QUANTITIES = (IMPORT, EXPORT, GENERATION, CONSUMPTION)
 IMPORT_REGISTER = "import_register_wh"
 EXPORT_REGISTER = "export_register_wh"
 REGISTER_OF = {IMPORT: IMPORT_REGISTER, EXPORT: EXPORT_REGISTER}
-VALUE_FIELDS = (*CHANNELS, IMPORT_REGISTER, EXPORT_REGISTER)
+VALUE_FIELDS = (*QUANTITIES, IMPORT_REGISTER, EXPORT_REGISTER)
 
 
 class Flag(StrEnum):
@@ -35,7 +36,7 @@ class Flag(StrEnum):
     LATE = "LATE"  # older than the minting age limit: stored, never minted
     REVISED = "REVISED"  # replaces a different stored value for the same interval
     SPIKE = "SPIKE"  # above spike_factor x the 7-day same-slot median
-    FROZEN_VALUE = "FROZEN_VALUE"  # the same non-zero value frozen_repeats times in a row
+    FROZEN_VALUE = "FROZEN_VALUE"  # the same value (≥ frozen_min_wh) frozen_repeats times in a row
     PV_AT_NIGHT = "PV_AT_NIGHT"  # generation/export while the sun is below the horizon
     EXPORT_EXCEEDS_GENERATION = "EXPORT_EXCEEDS_GENERATION"  # export > generation + 1 %
     REGISTER_ROLLOVER = "REGISTER_ROLLOVER"  # a register wrapped past its modulus
@@ -70,7 +71,7 @@ class Reading(msgspec.Struct, frozen=True):
     ingest path, and a Struct is several times cheaper to build
     (docs/decisions/2026-11-23-reading-as-msgspec-struct.md).
 
-    `generation_wh`/`consumption_wh` are None when the sender did not report them (a None channel
+    `generation_wh`/`consumption_wh` are None when the sender did not report them (a None quantity
     is skipped by the rules that need it, never read as 0). `signature` is the raw 64-byte
     Ed25519 signature if one came with the reading, and `signed_messages` the exact byte strings
     it may cover (several for the legacy shapes, whose signers formatted fields differently).
@@ -106,8 +107,8 @@ class Reading(msgspec.Struct, frozen=True):
     def interval_end(self) -> int:
         return self.interval_start + self.duration
 
-    def channel_values(self) -> dict[str, int]:
-        """The reported interval channels, keyed by channel name (unreported ones left out)."""
+    def quantity_values(self) -> dict[str, int]:
+        """The reported interval energy quantities, keyed by name (unreported ones left out)."""
         values = {IMPORT: self.import_wh, EXPORT: self.export_wh}
         if self.generation_wh is not None:
             values[GENERATION] = self.generation_wh
@@ -127,7 +128,7 @@ class Reading(msgspec.Struct, frozen=True):
         }
 
     def register_values(self) -> dict[str, int]:
-        """Reported cumulative registers, keyed by the interval channel they count (import/export)."""
+        """Reported cumulative registers, keyed by the interval quantity they count (import/export)."""
         values = {}
         if self.import_register_wh is not None:
             values[IMPORT] = self.import_register_wh

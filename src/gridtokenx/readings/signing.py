@@ -40,7 +40,7 @@ from gridtokenx.readings.errors import ErrorCode, ReadingError
 
 __all__ = [
     "DOMAIN_TAG",
-    "DeviceKey",
+    "DeviceSigner",
     "NativeReading",
     "sign_reading",
     "signing_message",
@@ -50,17 +50,18 @@ __all__ = [
 
 
 @dataclass(frozen=True)
-class DeviceKey:
-    """A meter's Ed25519 key pair, as firmware or the simulator holds it."""
+class DeviceSigner:
+    """A meter's Ed25519 key pair, as firmware or the simulator holds it: the signer (the platform
+    stores only its public half, as a `meters.models.DeviceKey` row)."""
 
     signing_key: SigningKey
 
     @classmethod
-    def generate(cls) -> DeviceKey:
+    def generate(cls) -> DeviceSigner:
         return cls(SigningKey.generate())
 
     @classmethod
-    def from_seed(cls, seed: bytes) -> DeviceKey:
+    def from_seed(cls, seed: bytes) -> DeviceSigner:
         """Deterministic key from a 32-byte seed (e.g. a simulator's sha256 of the meter id)."""
         return cls(SigningKey(seed))
 
@@ -93,11 +94,11 @@ class DeviceKey:
 
 
 def sign_reading(
-    reading: NativeReading | Mapping[str, Any], key: DeviceKey | SigningKey, network_id: str
+    reading: NativeReading | Mapping[str, Any], key: DeviceSigner | SigningKey, network_id: str
 ) -> NativeReading:
     """Return `reading` with `sig` set. A mapping is validated like a decoded reading, and its
     `key_id` filled in from `key` when missing; a `key_id` naming another key is a ValueError."""
-    device_key = key if isinstance(key, DeviceKey) else DeviceKey(key)
+    device_key = key if isinstance(key, DeviceSigner) else DeviceSigner(key)
     if isinstance(reading, NativeReading):
         native = reading
     else:

@@ -1,7 +1,7 @@
 """Same-slot history for the spike rule: for each reading of a batch, the median of each of its
-channels over the same interval on each of the seven days before it (stored, measured readings).
+energy quantities over the same interval on each of the seven days before it (stored, measured readings).
 A spike is a value above a multiple of a positive median, which a zero value never is, so only a
-reading's channels with energy are asked for.
+reading's quantities with energy are asked for.
 
 With a week of history this is seven stored rows per reading, the largest lookup of the ingest
 path: handing them to Python cost more than verifying the reading's signature. So on PostgreSQL
@@ -23,24 +23,24 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from gridtokenx.core.db import asyncpg_connection, is_postgres
 from gridtokenx.core.types import utc_from_epoch
-from gridtokenx.readings.reading import CHANNELS, Reading, Trust
+from gridtokenx.readings.reading import QUANTITIES, Reading, Trust
 from gridtokenx.readings.store import READINGS, json_document
 
 DAY_S = 86_400
 SLOT_DAYS = 7
 SlotKey = tuple[uuid.UUID, int, int]  # (meter, channel, interval start in epoch seconds)
-Wanted = list[tuple[int, str]]  # (position among CHANNELS, channel name) of channels with energy
+Wanted = list[tuple[int, str]]  # (position among QUANTITIES, name) of quantities with energy
 
 
-def channels_with_energy(reading: Reading) -> Wanted:
-    values = reading.channel_values()
-    return [(position, name) for position, name in enumerate(CHANNELS) if values.get(name, 0) > 0]
+def quantities_with_energy(reading: Reading) -> Wanted:
+    values = reading.quantity_values()
+    return [(position, name) for position, name in enumerate(QUANTITIES) if values.get(name, 0) > 0]
 
 
 async def same_slot_medians(
     session: AsyncSession, targets: Mapping[SlotKey, Wanted], first_start: Mapping[uuid.UUID, int | None]
 ) -> dict[SlotKey, dict[str, int]]:
-    """Medians per target and wanted channel; a target without stored history is left out.
+    """Medians per target and wanted quantity; a target without stored history is left out.
     `first_start` is each meter's oldest stored interval (None: nothing stored yet)."""
     targets = {t: wanted for t, wanted in targets.items() if first_start.get(t[0]) is not None}
     if not targets:
@@ -52,7 +52,7 @@ async def same_slot_medians(
     }
 
 
-Medians = list[int | None]  # a target's median of each of CHANNELS (None: nothing reported)
+Medians = list[int | None]  # a target's median of each of QUANTITIES (None: nothing reported)
 
 
 def _sql_median(name: str) -> str:
@@ -65,7 +65,7 @@ RUN_GAP_S = 3_600  # a meter's targets further apart than this are looked up as 
 
 
 # PostgreSQL, for targets in runs: a row per run and target start with stored history: (run
-# position from 1, target start, the median of each channel). A run is a meter's nearby targets
+# position from 1, target start, the median of each quantity). A run is a meter's nearby targets
 # on one channel, looked up as one index range per day back (clipped at the meter's oldest stored
 # interval; a day that ends before it is skipped). Each row counts for the target that many days
 # later, so the rows grouped by (run, target start) are each target's week; a group for a start
@@ -82,21 +82,21 @@ _PG_RANGES = (
     "AS w(meter_id, channel, lo, hi, first_s, run) "
     f"CROSS JOIN generate_series(1, {SLOT_DAYS}) AS d(days) WHERE w.hi - d.days * {DAY_S} >= w.first_s) "
     "SELECT run, start_s, "
-    + ", ".join(_sql_median(name) for name in CHANNELS)
+    + ", ".join(_sql_median(name) for name in QUANTITIES)
     + f" FROM (SELECT s.run, extract(epoch FROM r.interval_start)::bigint + s.days * {DAY_S} AS start_s, "
     + ", ".join(
         f"array_agg(r.{name} ORDER BY r.{name}) FILTER (WHERE r.{name} IS NOT NULL) AS {name}"
-        for name in CHANNELS
+        for name in QUANTITIES
     )
     + " FROM span AS s CROSS JOIN LATERAL (SELECT interval_start, "
-    + ", ".join(CHANNELS)
+    + ", ".join(QUANTITIES)
     + " FROM meter_readings WHERE meter_id = s.meter_id AND channel = s.channel "
     f"AND interval_start BETWEEN s.lo AND s.hi AND trust <> '{Trust.ESTIMATED.value}' OFFSET 0) AS r "
     "GROUP BY 1, 2) AS week"
 )
 
 # PostgreSQL, for targets mostly one per meter: a row per target with stored history: its
-# position in the arrays (from 1), then the median of each channel. The week's probes are made
+# position in the arrays (from 1), then the median of each quantity. The week's probes are made
 # first (materialised), so the readings are joined on plain key columns (an index lookup each); a
 # probe before the meter's oldest stored interval is skipped: nothing is there.
 _PG_PROBES = (
@@ -106,11 +106,11 @@ _PG_PROBES = (
     "AS w(meter_id, channel, start_s, first_s, t) "
     f"CROSS JOIN generate_series(1, {SLOT_DAYS}) AS d(days) WHERE w.start_s - d.days * {DAY_S} >= w.first_s) "
     "SELECT t, "
-    + ", ".join(_sql_median(name) for name in CHANNELS)
+    + ", ".join(_sql_median(name) for name in QUANTITIES)
     + " FROM (SELECT probe.t, "
     + ", ".join(
         f"array_agg(r.{name} ORDER BY r.{name}) FILTER (WHERE r.{name} IS NOT NULL) AS {name}"
-        for name in CHANNELS
+        for name in QUANTITIES
     )
     + " FROM probe JOIN meter_readings AS r USING (meter_id, channel, interval_start) "
     f"WHERE r.trust <> '{Trust.ESTIMATED.value}' GROUP BY probe.t) AS week"
@@ -171,11 +171,11 @@ async def _medians_pg(
 
 
 # SQLite: a row per target with stored history: its position in the probe list's targets, then
-# each channel's values (comma-separated, unordered). The probes come as one JSON document of
+# each quantity's values (comma-separated, unordered). The probes come as one JSON document of
 # [target, meter id, channel, interval start] in the stored forms, each an index lookup.
 _SQLITE_HISTORY = text(
     "SELECT json_extract(p.value, '$[0]'), "
-    + ", ".join(f"group_concat(r.{name})" for name in CHANNELS)
+    + ", ".join(f"group_concat(r.{name})" for name in QUANTITIES)
     + " FROM json_each(:probes) AS p JOIN meter_readings AS r "
     "ON r.meter_id = json_extract(p.value, '$[1]') AND r.channel = json_extract(p.value, '$[2]') "
     "AND r.interval_start = json_extract(p.value, '$[3]') "
@@ -186,7 +186,7 @@ _SQLITE_HISTORY = text(
 async def _medians_sqlite(
     session: AsyncSession, targets: Mapping[SlotKey, Wanted], first_start: Mapping[uuid.UUID, int | None]
 ) -> dict[SlotKey, Medians]:
-    """SQLite: the week's values per target in one statement, the medians of the wanted channels
+    """SQLite: the week's values per target in one statement, the medians of the wanted quantities
     worked out here, the rows read without SQLAlchemy's row processing (which cost several times
     more). A stored interval may be history for several targets (a backfill holding the same slot
     on several days)."""

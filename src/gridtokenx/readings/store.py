@@ -17,7 +17,7 @@ from functools import lru_cache
 from typing import Any, NamedTuple, cast
 
 import msgspec
-from sqlalchemy import Table, select, update
+from sqlalchemy import LargeBinary, Table, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -40,6 +40,7 @@ ESTIMATED = "estimated"
 KEY_CHUNK = 2000
 WINDOW = timedelta(days=1)
 RUN_GAP = timedelta(hours=1)
+_ATTEMPTS = 3  # a lost insert race, then a revision race on the row that won it
 READINGS = cast(Table, MeterReading.__table__)  # Core columns: no ORM row processing per fetched row
 
 
@@ -205,44 +206,42 @@ async def load_existing(session: AsyncSession, keys: Sequence[Key]) -> dict[Key,
     return found
 
 
+# The columns of `meter_readings` PostgreSQL fills itself on insert, beyond NewReading's fields.
+_PG_FILLED = {"version": "1", "mint_pending": "mintable_wh > 0", "received_at": "now()"}
+
+
 def _row(item: NewReading) -> dict[str, Any]:
     """A reading as the ORM/Core insert takes it (SQLite, and revisions on both backends)."""
-    return {
-        "meter_id": item.meter_id,
-        "interval_start": item.interval_start,
-        "id": uuid.UUID(item.id),
-        "channel": item.channel,
-        "duration_s": item.duration_s,
-        **item.values,
-        "trust": item.trust,
-        "source": item.source,
-        "flags": item.flags,
-        "seq": item.seq,
-        "key_id": item.key_id,
-        "mintable_wh": item.mintable_wh,
-        "extras": item.extras,
-        "signature": item.signature,
-        "version": 1,
-        "mint_pending": item.mintable_wh > 0,
-        "observed_at": item.observed_at,
-    }
+    row = msgspec.structs.asdict(item)
+    row["id"] = uuid.UUID(item.id)
+    row["version"] = 1
+    row["mint_pending"] = item.mintable_wh > 0
+    return row
 
 
-_PG_RECORD = (
-    "meter_id uuid, channel smallint, interval_start timestamptz, id uuid, duration_s integer, "
-    + ", ".join(f"{name} bigint" for name in VALUE_FIELDS)
-    + ", trust text, source text, flags json, seq bigint, key_id text, signature text, "
-    "mintable_wh bigint, extras json, observed_at timestamptz"
-)  # NewReading's fields as msgspec encodes them (bytes as base64, datetimes as RFC 3339)
-_PG_COLUMNS = (
-    "meter_id, channel, interval_start, id, duration_s, {values}, trust, source, flags, seq, key_id, "
-    "signature, version, mintable_wh, mint_pending, extras, observed_at, received_at"
-).format(values=", ".join(VALUE_FIELDS))
-_PG_SELECT = (
-    "SELECT meter_id, channel, interval_start, id, duration_s, {values}, trust, source, flags, seq, "
-    "key_id, decode(signature, 'base64'), 1, mintable_wh, mintable_wh > 0, extras, observed_at, now() "
-    "FROM json_to_recordset($1::json) AS r({record})"
-).format(values=", ".join(VALUE_FIELDS), record=_PG_RECORD)
+def _pg_record_type(name: str) -> str:
+    """A NewReading field's type in the `json_to_recordset` record: its column's type, but bytes
+    arrive as the base64 text msgspec encodes them as."""
+    column_type = READINGS.c[name].type
+    return (
+        "text"
+        if isinstance(column_type, LargeBinary)
+        else str(column_type.compile(dialect=postgresql.dialect()))
+    )
+
+
+def _pg_value(name: str) -> str:
+    return f"decode({name}, 'base64')" if isinstance(READINGS.c[name].type, LargeBinary) else name
+
+
+# Derived from NewReading's fields (msgspec encodes datetimes as RFC 3339, bytes as base64), so a
+# new field of a stored reading is added to NewReading and the table, nowhere else.
+_NEW_FIELDS = tuple(field.name for field in msgspec.structs.fields(NewReading))
+_PG_RECORD = ", ".join(f"{name} {_pg_record_type(name)}" for name in _NEW_FIELDS)
+_PG_COLUMNS = ", ".join((*_NEW_FIELDS, *_PG_FILLED))
+_PG_SELECT = "SELECT {values} FROM json_to_recordset($1::json) AS r({record})".format(
+    values=", ".join((*map(_pg_value, _NEW_FIELDS), *_PG_FILLED.values())), record=_PG_RECORD
+)
 
 
 def _pg_rollup_from(source: str, table: str, unit: str) -> str:
@@ -284,11 +283,10 @@ async def _insert_new_pg(session: AsyncSession, items: list[NewReading], keys: l
     statement that also adds the inserted rows to the hourly and daily rollups (PostgreSQL sums
     them: no per-reading rollup work in Python, and one round trip instead of three).
 
-    Measured here against `INSERT .. SELECT FROM unnest(arrays)` for 1,000 rows: asyncpg's
-    per-element encoding of 24 typed arrays cost ~15 µs of gateway CPU per row, a JSON document
-    ~2 µs, while PostgreSQL's JSON parsing adds ~5 µs on its side: less CPU in total on a shared
-    machine, and most of it moves off the gateway's GIL. The document is the `NewReading`s
-    themselves, encoded by msgspec in one call.
+    A JSON document rather than typed arrays: asyncpg encodes arrays element by element on the
+    gateway, while the document is the `NewReading`s themselves, encoded by msgspec in one call,
+    and PostgreSQL parses it off the gateway's GIL (figures:
+    docs/decisions/2026-12-04-ingest-hot-path-figures.md).
     """
     driver = await asyncpg_connection(session)
     if await driver.fetchval(_PG_INSERT, json_document(items)) == len(items):
@@ -320,7 +318,25 @@ async def _insert_new(
     return inserted
 
 
-async def _revise(session: AsyncSession, item: NewReading, old: Existing) -> int:
+async def _revise(session: AsyncSession, item: NewReading, old: Existing) -> int | None:
+    """Replace version `old` by `item`, keeping `old` as a revision; None when the stored row is no
+    longer `old` (another writer revised it since it was read): nothing is written then."""
+    row = _row(item)
+    for fixed in ("meter_id", "channel", "interval_start", "id"):
+        row.pop(fixed)
+    row["version"] = old.version + 1
+    result = await session.execute(
+        update(MeterReading)
+        .where(
+            MeterReading.meter_id == item.meter_id,
+            MeterReading.channel == item.channel,
+            MeterReading.interval_start == item.interval_start,
+            MeterReading.version == old.version,
+        )
+        .values(**row)
+    )
+    if cast(Any, result).rowcount != 1:
+        return None
     session.add(
         ReadingRevision(
             meter_id=item.meter_id,
@@ -330,20 +346,6 @@ async def _revise(session: AsyncSession, item: NewReading, old: Existing) -> int
             values={**old.values, "trust": old.trust},
             replaced_by_trust=item.trust,
         )
-    )
-    row = _row(item)
-    for fixed in ("meter_id", "channel", "interval_start", "id"):
-        row.pop(fixed)
-    row["version"] = old.version + 1
-    await session.execute(
-        update(MeterReading)
-        .where(
-            MeterReading.meter_id == item.meter_id,
-            MeterReading.channel == item.channel,
-            MeterReading.interval_start == item.interval_start,
-            MeterReading.version == old.version,
-        )
-        .values(**row)
     )
     return old.version + 1
 
@@ -416,8 +418,8 @@ class RollupDelta:
 def _pg_rollup_upsert(table: str) -> str:
     """Add a JSON array of bucket records (see `_upsert_rollups_pg`) to `table`'s sums.
 
-    `json_to_recordset` rather than an array of arrays unpacked per row: measured on 400-bucket
-    upserts, PostgreSQL spent ~13 µs per bucket on it against ~41."""
+    `json_to_recordset` rather than an array of arrays unpacked per row: PostgreSQL spends a third
+    of the time per bucket on it (docs/decisions/2026-12-04-ingest-hot-path-figures.md)."""
     sums = ", ".join(_ROLLUP_NAMES)
     return (
         f"INSERT INTO {table} (meter_id, channel, bucket_start, {sums}) "
@@ -469,14 +471,18 @@ async def store_readings(
     existing.update(await load_existing(session, missing))
     rollups = RollupDelta()
     pending: list[int] = []
-    for attempt in range(2):
+    for attempt in range(_ATTEMPTS):
         first_of_key: dict[Key, int] = {}
         repeated: set[Key] = set()  # keys sent more than once in this batch
         to_insert: list[int] = []
+        moved: list[int] = []  # revisions of a row another writer changed since it was read
         for index in pending if attempt else range(len(items)):
             key = keys[index]
             if key in existing:
-                results[index] = await _against_existing(session, items[index], existing, rollups)
+                result = await _against_existing(session, items[index], existing, rollups)
+                if result is None:
+                    moved.append(index)
+                results[index] = result
             elif key in first_of_key:
                 repeated.add(key)
                 continue  # decided after the insert, against the row it creates
@@ -495,8 +501,8 @@ async def store_readings(
                 if key in repeated:
                     existing[key] = Existing(item.id, item.duration_s, 1, item.trust, item.values)
         pending = [i for i, r in enumerate(results) if r is None]
-        if lost:
-            existing.update(await load_existing(session, [keys[i] for i in lost]))
+        if lost or moved:
+            existing.update(await load_existing(session, [keys[i] for i in lost + moved]))
         if not pending:
             break
     await rollups.apply(session)
@@ -509,13 +515,17 @@ async def store_readings(
 
 async def _against_existing(
     session: AsyncSession, item: NewReading, existing: dict[Key, Existing], rollups: RollupDelta
-) -> Stored:
+) -> Stored | None:
+    """Compare with the stored version and revise it where `item` may replace it; None when that
+    version was replaced by another writer meanwhile (the caller reads it again and retries)."""
     old = existing[item.key]
     if old.fingerprint == item.fingerprint:
         return Stored(StoreStatus.DUPLICATE, old.id, old.version)
     if item.trust == ESTIMATED and old.trust != ESTIMATED:
         return Stored(StoreStatus.DUPLICATE, old.id, old.version)  # an estimate never replaces a measurement
     version = await _revise(session, item, old)
+    if version is None:
+        return None
     before, after = _contribution(old.trust, old.values), _contribution(item.trust, item.values)
     counted = int(old.trust == ESTIMATED and item.trust != ESTIMATED)
     rollups.add(*item.key, [a - b for a, b in zip(after, before, strict=True)], counted)

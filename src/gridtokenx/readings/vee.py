@@ -7,7 +7,7 @@ and has its own code: a `Reject` code turns the reading away (the API answers 42
 stored on an accepted reading. Rules run cheapest first and the first rejection wins.
 
 Order: lifecycle, alignment, future, age, negative, ceiling, capacity, duplicate (an identical
-resend stops here as a no-op, so retries are never refused), envelope, replay, register, register
+resend stops here as a no-op, so retries are never refused), validity window, replay, register, register
 sum; then the flag rules: spike, frozen, night, balance, device quality. A reading older than the
 minting age is flagged LATE whatever the configuration: late and estimated data are never minted.
 """
@@ -39,7 +39,7 @@ from gridtokenx.readings.replay import DEFAULT_WINDOW, ReplayWindow, SeqVerdict
 from gridtokenx.readings.solar import solar_elevation_deg
 
 DAY_S = 86_400
-Values = dict[str, int]  # a reading's reported interval channels (`Reading.channel_values()`)
+Values = dict[str, int]  # a reading's reported interval quantities (`Reading.quantity_values()`)
 
 
 class Rule(StrEnum):
@@ -51,7 +51,7 @@ class Rule(StrEnum):
     CEILING = "ceiling"  # no quantity above the per-reading maximum
     CAPACITY = "capacity"  # generation/export within nameplate x interval x margin
     DUPLICATE = "duplicate"  # identical resend = no-op, changed value = new version of no lower trust
-    ENVELOPE = "envelope"  # a signed message's created/expires window
+    VALIDITY_WINDOW = "validity_window"  # a signed message's created/expires window
     REPLAY = "replay"  # seq inside the anti-replay window, never seen before
     REGISTER = "register"  # cumulative registers never decrease (rollover, replacement handled)
     REGISTER_SUM = "register_sum"  # interval values add up to the register difference
@@ -126,7 +126,7 @@ class VeeContext(msgspec.Struct, frozen=True, kw_only=True):
     docs/decisions/2026-11-23-reading-as-msgspec-struct.md.)
 
     Times are UTC epoch seconds, energy integer Wh. Mappings keyed by quantity use the names in
-    `reading.CHANNELS` (`import_wh`, `export_wh`, `generation_wh`, `consumption_wh`).
+    `reading.QUANTITIES` (`import_wh`, `export_wh`, `generation_wh`, `consumption_wh`).
     """
 
     now: int
@@ -157,10 +157,14 @@ class VeeConfig:
     mint_max_age_s: int = 7 * DAY_S
     max_reading_wh: int = 100_000
     capacity_margin: Fraction = Fraction(11, 10)
-    envelope_max_lifetime_s: int = 300
+    max_validity_s: int = 300
     register_tolerance_wh: int = 1  # an interval's value against its register rise
     spike_factor: int = 5
     frozen_repeats: int = 3
+    # below this a value repeats naturally: at 15 s intervals a home's whole-Wh figures are a few
+    # Wh, where the 1 Wh step is a quarter of the value; from 100 Wh it is 1% and an exact repeat
+    # three times over says the register or the sensor is stuck
+    frozen_min_wh: int = 100
     night_elevation_deg: float = -2.0
     night_tolerance_wh: int = 0
     export_margin: Fraction = Fraction(101, 100)
@@ -198,8 +202,8 @@ class VeeConfig:
 
     @cached_property
     def switches(self) -> tuple[bool, bool, bool]:
-        """Whether the duplicate, envelope and replay rules are on (read once per reading)."""
-        return self.on(Rule.DUPLICATE), self.on(Rule.ENVELOPE), self.on(Rule.REPLAY)
+        """Whether the duplicate, validity-window and replay rules are on (read once per reading)."""
+        return self.on(Rule.DUPLICATE), self.on(Rule.VALIDITY_WINDOW), self.on(Rule.REPLAY)
 
 
 @dataclass(frozen=True, slots=True)
@@ -233,15 +237,15 @@ class VeeOutcome(msgspec.Struct, frozen=True, kw_only=True):
 def evaluate(reading: Reading, ctx: VeeContext, cfg: VeeConfig | None = None) -> VeeOutcome:
     """Apply every enabled rule to `reading` and say whether and how to store and mint it.
 
-    This runs once per reading on the ingest path, so the channel values are gathered once and
+    This runs once per reading on the ingest path, so the quantity values are gathered once and
     handed to every rule that reads them."""
     cfg = cfg or _DEFAULT_CONFIG
-    values = reading.channel_values()
+    values = reading.quantity_values()
     for check in cfg.stateless_checks:
         if (rejection := check(reading, values, ctx, cfg)) is not None:
             return VeeOutcome(rejection=rejection)
 
-    duplicate_on, envelope_on, replay_on = cfg.switches
+    duplicate_on, window_on, replay_on = cfg.switches
     write: WriteAction = WriteAction.INSERT
     if duplicate_on and ctx.stored is not None:
         write = classify_duplicate(reading, ctx.stored)
@@ -250,7 +254,7 @@ def evaluate(reading: Reading, ctx: VeeContext, cfg: VeeConfig | None = None) ->
         if (rejection := _trust_downgrade(reading, ctx)) is not None:
             return VeeOutcome(rejection=rejection)
 
-    if envelope_on and (rejection := _envelope(reading, ctx, cfg)) is not None:
+    if window_on and (rejection := _validity_window(reading, ctx, cfg)) is not None:
         return VeeOutcome(rejection=rejection)
     next_replay = ctx.replay
     if replay_on and reading.seq is not None:
@@ -386,17 +390,17 @@ _STATELESS = (
 )
 
 
-def _envelope(reading: Reading, ctx: VeeContext, cfg: VeeConfig) -> Rejection | None:
+def _validity_window(reading: Reading, ctx: VeeContext, cfg: VeeConfig) -> Rejection | None:
     created, expires = reading.created, reading.expires
     if created is None or expires is None:
         return None
-    if expires <= created or expires - created > cfg.envelope_max_lifetime_s:
-        message = f"expires must follow created by at most {cfg.envelope_max_lifetime_s} s"
-        return Rejection(Rule.ENVELOPE, Reject.ENVELOPE_WINDOW_INVALID, message)
+    if expires <= created or expires - created > cfg.max_validity_s:
+        message = f"expires must follow created by at most {cfg.max_validity_s} s"
+        return Rejection(Rule.VALIDITY_WINDOW, Reject.ENVELOPE_WINDOW_INVALID, message)
     if created > ctx.now + cfg.max_skew_s:
-        return Rejection(Rule.ENVELOPE, Reject.ENVELOPE_NOT_YET_VALID, "created lies in the future")
+        return Rejection(Rule.VALIDITY_WINDOW, Reject.ENVELOPE_NOT_YET_VALID, "created lies in the future")
     if ctx.now > expires + cfg.max_skew_s:
-        return Rejection(Rule.ENVELOPE, Reject.ENVELOPE_EXPIRED, "the signed message has expired")
+        return Rejection(Rule.VALIDITY_WINDOW, Reject.ENVELOPE_EXPIRED, "the signed message has expired")
     return None
 
 
@@ -427,24 +431,24 @@ def _registers(
     flags: set[str] = set()
     intervals = (reading.interval_end - previous.interval_end) // reading.duration
     adjacent = intervals == 1
-    for channel, before in previous.values().items():
-        if channel not in current:
+    for quantity, before in previous.values().items():
+        if quantity not in current:
             continue
-        delta = current[channel] - before
+        delta = current[quantity] - before
         if delta < 0:
             modulus = ctx.register_modulus_wh
             if modulus is not None and delta + modulus <= cfg.max_reading_wh * intervals:
                 delta += modulus
                 flags.add(Flag.REGISTER_ROLLOVER)
             elif cfg.on(Rule.REGISTER):
-                register = REGISTER_OF[channel]
-                message = f"{register} fell from {before} to {current[channel]} Wh"
+                register = REGISTER_OF[quantity]
+                message = f"{register} fell from {before} to {current[quantity]} Wh"
                 return Rejection(Rule.REGISTER, Reject.REGISTER_DECREASED, message), flags
             else:
                 continue
-        mismatch = abs(delta - values[channel]) > cfg.register_tolerance_wh
+        mismatch = abs(delta - values[quantity]) > cfg.register_tolerance_wh
         if adjacent and mismatch and cfg.on(Rule.REGISTER_SUM):
-            message = f"{channel} is {values[channel]} Wh but {REGISTER_OF[channel]} rose {delta} Wh"
+            message = f"{quantity} is {values[quantity]} Wh but {REGISTER_OF[quantity]} rose {delta} Wh"
             return Rejection(Rule.REGISTER_SUM, Reject.REGISTER_SUM_MISMATCH, message), flags
     return None, flags
 
@@ -474,8 +478,8 @@ def _frozen(reading: Reading, values: Values, ctx: VeeContext, cfg: VeeConfig) -
     earlier = cfg.frozen_repeats - 1
     recent_values = ctx.recent_values
     for name, value in values.items():
-        if value == 0:
-            continue
+        if value < cfg.frozen_min_wh:
+            continue  # zero that stays zero, or figures too coarse for a repeat to mean anything
         if earlier <= 0:
             return _FROZEN
         recent = recent_values.get(name, ())

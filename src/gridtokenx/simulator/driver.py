@@ -27,7 +27,7 @@ from pathlib import Path
 
 import httpx
 
-from gridtokenx.readings.signing import DeviceKey
+from gridtokenx.readings.signing import DeviceSigner
 from gridtokenx.simulator import attacks
 from gridtokenx.simulator.clock import SimClock, aligned
 from gridtokenx.simulator.fleet import DEFAULT_METERS, build_fleet
@@ -112,7 +112,7 @@ class FleetDriver:
         self.clock = SimClock(config.speed, config.duration_s)
         self.file: FleetFile | None = None
         self.records: dict[str, MeterRecord] = {}
-        self.keys: dict[str, DeviceKey] = {}
+        self.keys: dict[str, DeviceSigner] = {}
         self.transport: Transport | None = None
         self.http: httpx.AsyncClient | None = None
         self.stopping = asyncio.Event()
@@ -138,7 +138,7 @@ class FleetDriver:
             self.file, self.http, config.admin_email, config.admin_password, config.site, claim=config.claim
         )
         self.records = {r.spec.serial: r for r in self.file.meters()}
-        self.keys = {serial: DeviceKey.from_seed(r.key_seed) for serial, r in self.records.items()}
+        self.keys = {serial: DeviceSigner.from_seed(r.key_seed) for serial, r in self.records.items()}
         interval = int(self.file.get("interval_s") or config.interval_s)
         if interval != config.interval_s:
             raise ValueError(f"this fleet file was provisioned with {interval} s intervals")

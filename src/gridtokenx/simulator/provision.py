@@ -19,7 +19,7 @@ from typing import Any
 
 import httpx
 
-from gridtokenx.readings.signing import DeviceKey
+from gridtokenx.readings.signing import DeviceSigner
 from gridtokenx.simulator.fleet import MeterClass, MeterSpec
 from gridtokenx.simulator.fleetfile import FleetFile, MeterRecord, Owner
 from gridtokenx.simulator.physics import Site, initial_state
@@ -147,7 +147,7 @@ async def provision(
                 headers=tokens[record.owner],
             )
             meter = _check(claimed, f"claim {spec.serial}")
-        key = DeviceKey.from_seed(record.key_seed)
+        key = DeviceSigner.from_seed(record.key_seed)
         device = await http.post(
             "/api/admin/devices/register",
             json={"serial": spec.serial, "public_key": key.public_key_hex},

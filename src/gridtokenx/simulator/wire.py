@@ -19,7 +19,7 @@ import msgspec
 
 from gridtokenx.readings.envelope import NativeReading, decode_reading, encode_reading
 from gridtokenx.readings.legacy import device_kwh_message, submit_reading_message
-from gridtokenx.readings.signing import DeviceKey
+from gridtokenx.readings.signing import DeviceSigner
 from gridtokenx.simulator.physics import Interval
 
 FIRMWARE = "gtx-sim-1.0"
@@ -59,7 +59,7 @@ class Route:
         return joined if self.shape is Shape.NATIVE else b'{"readings":' + joined + b"}"
 
 
-def native_fields(interval: Interval, key: DeviceKey, seq: int, now: int) -> dict[str, Any]:
+def native_fields(interval: Interval, key: DeviceSigner, seq: int, now: int) -> dict[str, Any]:
     return {
         "device_id": interval.serial,
         "interval_start": interval.interval_start,
@@ -79,11 +79,11 @@ def native_fields(interval: Interval, key: DeviceKey, seq: int, now: int) -> dic
     }
 
 
-def sign_native(fields: dict[str, Any], key: DeviceKey, network_id: str) -> bytes:
+def sign_native(fields: dict[str, Any], key: DeviceSigner, network_id: str) -> bytes:
     return encode_reading(key.sign_reading(fields, network_id))
 
 
-def resign(body: bytes, key: DeviceKey, network_id: str, seq: int, now: int) -> bytes:
+def resign(body: bytes, key: DeviceSigner, network_id: str, seq: int, now: int) -> bytes:
     """The same reading (same interval, same values) in a fresh envelope: new seq, created, expires.
     The gateway treats it as the reading it may already hold (an identical resend), never as new data."""
     old = decode_reading(body)
@@ -101,7 +101,7 @@ def _kwh(wh: int) -> Decimal:
     return Decimal(wh).scaleb(-3)
 
 
-def a1_body(interval: Interval, key: DeviceKey, battery_kwh: Decimal | None) -> bytes:
+def a1_body(interval: Interval, key: DeviceSigner, battery_kwh: Decimal | None) -> bytes:
     """The A1 grid-monitoring payload: signed net `kwh` (export - import), second-precision time."""
     moment = datetime.fromtimestamp(interval.interval_start, UTC)
     timestamp = moment.strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -126,7 +126,7 @@ def a1_body(interval: Interval, key: DeviceKey, battery_kwh: Decimal | None) -> 
     return _decimal_json.encode(body)
 
 
-def a2_body(interval: Interval, key: DeviceKey, battery_kwh: Decimal | None) -> bytes:
+def a2_body(interval: Interval, key: DeviceSigner, battery_kwh: Decimal | None) -> bytes:
     """The A2 submit-reading body: net `kwh_amount`, RFC 3339 time, the wallet and its signature."""
     timestamp = datetime.fromtimestamp(interval.interval_start, UTC).isoformat()
     kwh = _kwh(interval.export_wh - interval.import_wh)
@@ -156,7 +156,9 @@ def a2_body(interval: Interval, key: DeviceKey, battery_kwh: Decimal | None) -> 
     return _decimal_json.encode(body)
 
 
-def body_for(shape: Shape, interval: Interval, key: DeviceKey, seq: int, now: int, network_id: str) -> bytes:
+def body_for(
+    shape: Shape, interval: Interval, key: DeviceSigner, seq: int, now: int, network_id: str
+) -> bytes:
     battery = _kwh(interval.soc_wh) if interval.soc_wh else None
     if shape is Shape.A1:
         return a1_body(interval, key, battery)
