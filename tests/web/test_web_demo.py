@@ -162,7 +162,7 @@ def _issue_some_period(page: Page) -> bool:
         ).click()
         notice = page.locator(".notice", has_text="Certificate issued")
         error = page.locator(".error", has_text=":")
-        expect(notice.or_(error).first).to_be_visible()
+        expect(notice.or_(error).first).to_be_visible(timeout=30_000)  # issuance waits on a busy ledger
         if notice.is_visible():
             return True
     return False
