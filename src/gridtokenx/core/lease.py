@@ -109,6 +109,7 @@ class LeasedDuty:
         self.token: int | None = None
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
+        self._stopping = False
 
     @property
     def held(self) -> bool:
@@ -122,10 +123,20 @@ class LeasedDuty:
         self._task = asyncio.create_task(self._run(), name=f"duty:{self.name}")
 
     async def stop(self) -> None:
+        """Finish the round under way, then release the lease.
+
+        The task is cancelled only if its round outlives the TTL: a cancel in the middle of a
+        statement can strand a SQLite connection with its write transaction open, which then
+        locks the file for every other writer (the release below included)."""
         if self._task is not None:
-            self._task.cancel()
+            self._stopping = True
+            self._wake.set()
+            _, pending = await asyncio.wait({self._task}, timeout=self.ttl.total_seconds())
+            for task in pending:
+                task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
             self._task = None
+            self._stopping = False
         if self.token is not None:
             self.token = None
             LEASES_HELD.labels(self.name).set(0)
@@ -133,7 +144,7 @@ class LeasedDuty:
 
     async def _run(self) -> None:
         retry = self.ttl.total_seconds() / 3
-        while True:
+        while not self._stopping:
             pause = retry
             try:
                 token = await try_acquire(self.db, self.name, self.holder, self.ttl)
@@ -148,5 +159,7 @@ class LeasedDuty:
             except Exception:  # a failed round is logged and retried; the duty never dies silently
                 log.exception("duty_round_failed", duty=self.name)
             self._wake.clear()
+            if self._stopping:
+                return
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=max(pause, 0.0))
