@@ -24,8 +24,8 @@ from gridtokenx.bench.ingest import (
     run,
 )
 from gridtokenx.bench.ingest_bare import CREATE_BARE_TABLE, BareIngest
-from gridtokenx.readings.envelope import encode_batch
 from gridtokenx.readings.errors import ReadingError
+from gridtokenx.readings.native import encode_batch
 from gridtokenx.readings.signing import sign_reading
 from tests.conftest import PG_HOST, PG_PORT, PG_USER
 

@@ -16,7 +16,7 @@ from gridtokenx.certificates import rules
 from gridtokenx.certificates.service import Certificates
 from gridtokenx.certificates.verification import audit
 from gridtokenx.core.context import AppContext
-from gridtokenx.readings.envelope import QualityBit
+from gridtokenx.readings.native import QualityBit
 from tests.certificates.cert_helpers import (
     capture,
     device_with_generation,

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from gridtokenx.core.context import AppContext
 from gridtokenx.core.types import utcnow
 from gridtokenx.meters.models import Meter
-from gridtokenx.readings.envelope import encode_batch, encode_reading
+from gridtokenx.readings.native import encode_batch, encode_reading
 from gridtokenx.readings.signing import DeviceSigner
 from tests.helpers import admin_token, bearer, claim, create_meter, user_token
 

@@ -22,7 +22,7 @@ from gridtokenx.accounts.service import create_admin
 from gridtokenx.core.db import Database
 from gridtokenx.core.migrate import upgrade
 from gridtokenx.core.types import utcnow
-from gridtokenx.readings.envelope import encode_reading
+from gridtokenx.readings.native import encode_reading
 from gridtokenx.readings.signing import DeviceSigner
 from tests.conftest import PG_HOST, PG_PORT, PG_USER, _admin, make_settings
 from tests.live import live_server

@@ -10,9 +10,9 @@ import httpx
 import orjson
 
 from gridtokenx.core.context import AppContext
-from gridtokenx.readings.envelope import decode_batch, decode_reading
 from gridtokenx.readings.errors import ErrorCode, ReadingError
 from gridtokenx.readings.legacy import EXTRAS_MAX_KEYS, parse_simulator_batch
+from gridtokenx.readings.native import decode_batch, decode_reading
 from tests.helpers import bearer, error_code
 from tests.readings.ingest_helpers import Device, aligned_now, make_device
 

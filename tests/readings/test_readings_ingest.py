@@ -9,7 +9,7 @@ from nacl.signing import SigningKey
 
 from gridtokenx.core.context import AppContext
 from gridtokenx.core.types import utcnow
-from gridtokenx.readings.envelope import encode_batch
+from gridtokenx.readings.native import encode_batch
 from gridtokenx.readings.pipeline import IngestPipeline
 from gridtokenx.readings.signing import DeviceSigner
 from tests.helpers import bearer, error_code, user_token
@@ -51,7 +51,7 @@ async def test_replayed_forged_and_wrong_key(client: httpx.AsyncClient, ctx: App
 
     stranger = DeviceSigner.generate()
     wrong = stranger.sign_reading(device.reading(start + 3 * INTERVAL), device.network_id)
-    from gridtokenx.readings.envelope import encode_reading
+    from gridtokenx.readings.native import encode_reading
 
     response = await client.post(
         "/api/meters/readings", content=encode_reading(wrong), headers=bearer(device.owner)
@@ -177,7 +177,7 @@ async def test_changed_value_is_a_new_version(client: httpx.AsyncClient, ctx: Ap
 
 
 async def test_unsigned_native_reading_is_refused(client: httpx.AsyncClient, ctx: AppContext) -> None:
-    from gridtokenx.readings.envelope import encode_reading, reading_from_fields
+    from gridtokenx.readings.native import encode_reading, reading_from_fields
 
     device = await make_device(client, ctx)
     fields = {**device.reading(aligned_now()), "key_id": device.key.key_id}
@@ -197,8 +197,8 @@ async def test_concurrent_identical_batches_store_each_reading_once(
     from sqlalchemy import func, select
 
     from gridtokenx.accounts.models import User
-    from gridtokenx.readings.envelope import decode_batch, to_reading
     from gridtokenx.readings.models import MeterReading
+    from gridtokenx.readings.native import decode_batch, to_reading
     from gridtokenx.readings.pipeline import Submitter
 
     device = await make_device(client, ctx)

@@ -13,7 +13,7 @@ from gridtokenx.core.context import AppContext
 from gridtokenx.core.types import utcnow
 from gridtokenx.events.bus import Event
 from gridtokenx.meters.models import Meter
-from gridtokenx.readings.envelope import encode_batch
+from gridtokenx.readings.native import encode_batch
 from gridtokenx.readings.partitions import PartitionManager, partition_name
 from gridtokenx.readings.store import NewReading, store_readings
 from tests.helpers import bearer, error_code
@@ -30,7 +30,7 @@ from tests.readings.ingest_helpers import INTERVAL, aligned_now, make_device
         (0, {"export_wh": -5}, "NEGATIVE_VALUE"),
         (0, {"export_wh": 100_001, "generation_wh": 100_001}, "EXCEEDS_MAX_READING"),
         (0, {"export_wh": 2_800, "generation_wh": 2_800}, "EXCEEDS_CAPACITY"),
-        (0, {"created": 1, "expires": 100}, "ENVELOPE_EXPIRED"),
+        (0, {"created": 1, "expires": 100}, "MESSAGE_EXPIRED"),
     ],
 )
 async def test_vee_rejections_over_http(

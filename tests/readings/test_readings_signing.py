@@ -14,7 +14,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gridtokenx.core.wire import MAX_EPOCH
-from gridtokenx.readings.envelope import (
+from gridtokenx.readings.errors import ErrorCode, ReadingError
+from gridtokenx.readings.native import (
     MAX_SAFE_INT,
     NativeReading,
     canonical_json,
@@ -24,7 +25,6 @@ from gridtokenx.readings.envelope import (
     encode_reading,
     to_reading,
 )
-from gridtokenx.readings.errors import ErrorCode, ReadingError
 from gridtokenx.readings.reading import Source, Trust
 from gridtokenx.readings.signing import (
     DOMAIN_TAG,

@@ -109,7 +109,7 @@ async def test_revoked_key_is_refused_whatever_created_claims_rotation_keeps_ove
     assert revoked.status_code == 200, revoked.text
     backdated = device.signed(start + INTERVAL, created=start + INTERVAL, expires=start + INTERVAL + 240)
     response = await client.post("/api/meters/readings", content=backdated, headers=bearer(device.owner))
-    assert error_code(response) in ("DEVICE_KEY_REVOKED", "ENVELOPE_EXPIRED"), response.text
+    assert error_code(response) in ("DEVICE_KEY_REVOKED", "MESSAGE_EXPIRED"), response.text
     fresh = await client.post(
         "/api/meters/readings", content=device.signed(start + 2 * INTERVAL), headers=bearer(device.owner)
     )

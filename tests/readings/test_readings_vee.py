@@ -11,7 +11,7 @@ import msgspec
 import pytest
 
 from gridtokenx.core.settings import Settings
-from gridtokenx.readings.envelope import QualityBit
+from gridtokenx.readings.native import QualityBit
 from gridtokenx.readings.reading import Flag, Reading, Source, Trust
 from gridtokenx.readings.replay import ReplayWindow
 from gridtokenx.readings.vee import (
@@ -303,15 +303,15 @@ def test_export_above_generation_plus_one_percent_is_flagged() -> None:
     assert Flag.EXPORT_EXCEEDS_GENERATION not in run(unknown_generation).flags
 
 
-# envelope created/expires window of a signed message
-def test_envelope_window() -> None:
-    assert rejected(run(now=START + Q + 300 + 121)) is Reject.ENVELOPE_EXPIRED
+# the created/expires validity window of a signed message
+def test_validity_window() -> None:
+    assert rejected(run(now=START + Q + 300 + 121)) is Reject.MESSAGE_EXPIRED
     assert run(now=START + Q + 300 + 120).accepted
-    assert rejected(run(make_reading(created=NOW + 121, expires=NOW + 200))) is Reject.ENVELOPE_NOT_YET_VALID
+    assert rejected(run(make_reading(created=NOW + 121, expires=NOW + 200))) is Reject.MESSAGE_NOT_YET_VALID
     too_long = make_reading(expires=START + Q + 301)
-    assert rejected(run(too_long)) is Reject.ENVELOPE_WINDOW_INVALID
+    assert rejected(run(too_long)) is Reject.MESSAGE_WINDOW_INVALID
     backwards = make_reading(expires=START + Q)
-    assert rejected(run(backwards)) is Reject.ENVELOPE_WINDOW_INVALID
+    assert rejected(run(backwards)) is Reject.MESSAGE_WINDOW_INVALID
     assert run(make_reading(created=None, expires=None)).accepted  # compatibility shapes carry none
 
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import orjson
 
-from gridtokenx.readings.envelope import decode_reading, to_reading
 from gridtokenx.readings.legacy import parse_simulator_reading, parse_submit_reading, verify_legacy_signature
+from gridtokenx.readings.native import decode_reading, to_reading
 from gridtokenx.readings.signing import DeviceSigner, verify_reading
 from gridtokenx.simulator.fleet import build_fleet
 from gridtokenx.simulator.fleetfile import FleetFile, MeterRecord

@@ -14,7 +14,7 @@ import httpx
 from sqlalchemy import func, select
 
 from gridtokenx.core.context import AppContext
-from gridtokenx.readings.envelope import encode_batch
+from gridtokenx.readings.native import encode_batch
 from gridtokenx.tokenization.models import EntryState, MintEntry, MintTx
 from tests.helpers import bearer
 from tests.readings.ingest_helpers import INTERVAL, Device, aligned_now

@@ -30,10 +30,10 @@ Why the fleet looks the way it does:
   ingest path. The meter's ingest state knows where that history begins but remembers no latest
   reading, so each meter's first batch is looked up in full. Rows are counted for the timed part.
 - Signing is the device's cost, so every batch is signed before the clock starts, with
-  `created` = signing time and `expires` = created + 300 s (the longest envelope VEE accepts). The
+  `created` = signing time and `expires` = created + 300 s (the longest validity window VEE accepts). The
   gateway accepts them until expires + clock skew (120 s): a scenario must finish within about
   seven minutes of signing, which 100k readings do by a wide margin here; late ones would show
-  up as ENVELOPE_EXPIRED rejections in the table, never silently.
+  up as MESSAGE_EXPIRED rejections in the table, never silently.
 - The client asks for `Accept-Encoding: identity`: the per-item result list of a 1,000-reading
   batch is about 200 KB, and gzip of it is the client's choice, not part of ingest.
 """
@@ -83,9 +83,9 @@ from gridtokenx.core.settings import load_settings
 from gridtokenx.core.types import utc_from_epoch, utcnow
 from gridtokenx.meters import service as meters
 from gridtokenx.meters.models import Meter, MeterStatus, MeterType
-from gridtokenx.readings.envelope import NativeReading, encode_batch, signing_message
 from gridtokenx.readings.ingest_state import history_only_state
 from gridtokenx.readings.models import MeterIngestState, MeterReading
+from gridtokenx.readings.native import NativeReading, encode_batch, signing_message
 from gridtokenx.readings.reading import Source, Trust
 from gridtokenx.readings.signing import DeviceSigner, sign_reading
 from gridtokenx.readings.slot_history import DAY_S
@@ -96,7 +96,7 @@ DEFAULT_PG_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 BATCH_PATH = "/api/meters/readings/batch"
 INTERVAL_S = 900
 MAX_INTERVALS_PER_METER = 6 * 96  # six days: clear of the seven-day LATE flag
-ENVELOPE_LIFETIME_S = 300
+MESSAGE_LIFETIME_S = 300
 CAPACITY_W = 20_000
 TARGET_RATIO = 0.70
 ATTEMPTS = 5  # a batch refused with 5xx (e.g. SQLite busy) is resent; retries are idempotent
@@ -174,7 +174,7 @@ def _native(
         created=created,
         device_id=_serial(meter),
         duration=INTERVAL_S,
-        expires=created + ENVELOPE_LIFETIME_S,
+        expires=created + MESSAGE_LIFETIME_S,
         export_register_wh=export_reg + export,
         export_wh=export,
         firmware="1.0.0",

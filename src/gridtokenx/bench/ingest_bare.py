@@ -23,8 +23,8 @@ from nacl.signing import VerifyKey
 from sqlalchemy.engine import make_url
 
 from gridtokenx.core.types import utc_from_epoch
-from gridtokenx.readings.envelope import NativeReading, decode_batch, signing_message
 from gridtokenx.readings.errors import ReadingError
+from gridtokenx.readings.native import NativeReading, decode_batch, signing_message
 
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]

@@ -19,7 +19,7 @@ from nacl.signing import VerifyKey
 from rich.console import Console
 from rich.table import Table
 
-from gridtokenx.readings.envelope import NativeReading, decode_batch, encode_batch
+from gridtokenx.readings.native import NativeReading, decode_batch, encode_batch
 from gridtokenx.readings.signing import DeviceSigner, sign_reading, signing_message, verify_reading
 
 BENCH_NETWORK = "gridtokenx-bench"

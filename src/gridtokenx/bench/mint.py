@@ -37,7 +37,7 @@ from gridtokenx.core.types import utc_from_epoch, utcnow
 from gridtokenx.ledger.domain import LedgerHandle
 from gridtokenx.meters import service as meters
 from gridtokenx.meters.models import Meter, MeterStatus, MeterType
-from gridtokenx.readings.envelope import encode_reading
+from gridtokenx.readings.native import encode_reading
 from gridtokenx.readings.signing import DeviceSigner
 from gridtokenx.readings.store import NewReading, store_readings
 from gridtokenx.tokenization.models import EntryState, MintEntry

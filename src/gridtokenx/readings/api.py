@@ -1,5 +1,5 @@
 """HTTP routes of the readings domain: native signed ingest, the original platform's compatibility
-routes, history, rollups, gaps and jobs. Bodies are read raw and parsed by `envelope`/`legacy`."""
+routes, history, rollups, gaps and jobs. Bodies are read raw and parsed by `native`/`legacy`."""
 
 from __future__ import annotations
 
@@ -21,15 +21,15 @@ from gridtokenx.core.units import wh_to_kwh
 from gridtokenx.core.wire import UtcDatetime
 from gridtokenx.meters.service import owned_meter
 from gridtokenx.readings import jobs, legacy, service
-from gridtokenx.readings.envelope import (
+from gridtokenx.readings.errors import ReadingError, http_status
+from gridtokenx.readings.jobs import JobRunner
+from gridtokenx.readings.native import (
     NativeReading,
     decode_batch,
     decode_reading,
     native_schema,
     to_reading,
 )
-from gridtokenx.readings.errors import ReadingError, http_status
-from gridtokenx.readings.jobs import JobRunner
 from gridtokenx.readings.pipeline import IngestPipeline, ItemResult, ItemStatus, Submitter
 from gridtokenx.readings.reading import Reading, Trust
 from gridtokenx.readings.schemas import (

@@ -57,7 +57,7 @@ class Trust(StrEnum):
 class Source(StrEnum):
     """Which wire shape a reading arrived in (kept for audit and for re-deriving signed bytes)."""
 
-    NATIVE = "native"  # gridtokenx.readings.envelope
+    NATIVE = "native"  # gridtokenx.readings.native
     SUBMIT_READING = "submit-reading"  # POST /api/meters/submit-reading
     ENERGY_READING = "energy-reading"  # POST /api/v1/meters/readings
     SIMULATOR = "simulator"  # POST /api/v1/meters/{serial}/readings and the batch routes

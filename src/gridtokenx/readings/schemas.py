@@ -1,5 +1,5 @@
 """Wire types of the readings API responses (request bodies are parsed from raw bytes by
-`envelope` and `legacy`, never by per-item model construction)."""
+`native` and `legacy`, never by per-item model construction)."""
 
 from __future__ import annotations
 
@@ -89,7 +89,7 @@ class MeterTotals(BaseModel):
 
 
 # --- request bodies, for the OpenAPI document only -------------------------------------------
-# The routes read raw bytes (see `envelope` and `legacy`); these schemas say what they accept.
+# The routes read raw bytes (see `native` and `legacy`); these schemas say what they accept.
 
 _KWH: dict[str, Any] = {
     "anyOf": [

@@ -35,8 +35,8 @@ from nacl.exceptions import BadSignatureError
 from nacl.signing import SigningKey, VerifyKey
 
 from gridtokenx.meters.rules import key_id
-from gridtokenx.readings.envelope import DOMAIN_TAG, NativeReading, reading_from_fields, signing_message
 from gridtokenx.readings.errors import ErrorCode, ReadingError
+from gridtokenx.readings.native import DOMAIN_TAG, NativeReading, reading_from_fields, signing_message
 
 __all__ = [
     "DOMAIN_TAG",

@@ -24,7 +24,7 @@ from typing import Any
 import msgspec
 
 from gridtokenx.core.units import kwh_to_wh
-from gridtokenx.readings.envelope import QualityBit
+from gridtokenx.readings.native import QualityBit
 from gridtokenx.readings.reading import (
     EXPORT,
     GENERATION,
@@ -72,9 +72,9 @@ class Reject(StrEnum):
     NEGATIVE_VALUE = "NEGATIVE_VALUE"
     EXCEEDS_MAX_READING = "EXCEEDS_MAX_READING"
     EXCEEDS_CAPACITY = "EXCEEDS_CAPACITY"
-    ENVELOPE_NOT_YET_VALID = "ENVELOPE_NOT_YET_VALID"
-    ENVELOPE_EXPIRED = "ENVELOPE_EXPIRED"
-    ENVELOPE_WINDOW_INVALID = "ENVELOPE_WINDOW_INVALID"
+    MESSAGE_NOT_YET_VALID = "MESSAGE_NOT_YET_VALID"
+    MESSAGE_EXPIRED = "MESSAGE_EXPIRED"
+    MESSAGE_WINDOW_INVALID = "MESSAGE_WINDOW_INVALID"
     SEQ_REPLAYED = "SEQ_REPLAYED"
     SEQ_TOO_OLD = "SEQ_TOO_OLD"
     REGISTER_DECREASED = "REGISTER_DECREASED"
@@ -396,11 +396,11 @@ def _validity_window(reading: Reading, ctx: VeeContext, cfg: VeeConfig) -> Rejec
         return None
     if expires <= created or expires - created > cfg.max_validity_s:
         message = f"expires must follow created by at most {cfg.max_validity_s} s"
-        return Rejection(Rule.VALIDITY_WINDOW, Reject.ENVELOPE_WINDOW_INVALID, message)
+        return Rejection(Rule.VALIDITY_WINDOW, Reject.MESSAGE_WINDOW_INVALID, message)
     if created > ctx.now + cfg.max_skew_s:
-        return Rejection(Rule.VALIDITY_WINDOW, Reject.ENVELOPE_NOT_YET_VALID, "created lies in the future")
+        return Rejection(Rule.VALIDITY_WINDOW, Reject.MESSAGE_NOT_YET_VALID, "created lies in the future")
     if ctx.now > expires + cfg.max_skew_s:
-        return Rejection(Rule.VALIDITY_WINDOW, Reject.ENVELOPE_EXPIRED, "the signed message has expired")
+        return Rejection(Rule.VALIDITY_WINDOW, Reject.MESSAGE_EXPIRED, "the signed message has expired")
     return None
 
 

@@ -26,12 +26,12 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import msgspec
 
-from gridtokenx.readings.envelope import NativeReading, decode_reading, encode_reading
+from gridtokenx.readings.native import NativeReading, decode_reading, encode_reading
 from gridtokenx.readings.solar import solar_elevation_deg
 from gridtokenx.simulator.clock import aligned
 from gridtokenx.simulator.provision import ATTACKER
 from gridtokenx.simulator.stats import AttackResult
-from gridtokenx.simulator.wire import ENVELOPE_LIFETIME_S, FIRMWARE
+from gridtokenx.simulator.wire import FIRMWARE, MESSAGE_LIFETIME_S
 
 if TYPE_CHECKING:
     from gridtokenx.simulator.driver import FleetDriver
@@ -69,7 +69,7 @@ def _signed(driver: FleetDriver, serial: str, **fields: Any) -> NativeReading:
         "quality": 0,
         "firmware": FIRMWARE,
         "created": now,
-        "expires": now + ENVELOPE_LIFETIME_S,
+        "expires": now + MESSAGE_LIFETIME_S,
         **fields,
     }
     values.setdefault("seq", driver.next_seq(serial))

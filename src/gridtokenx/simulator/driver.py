@@ -9,7 +9,7 @@ Each round: every meter whose interval has ended (on the simulated clock) is ste
 reading signed and spooled together with the meter's new state in one fleet-file transaction;
 then the spool is drained through the transport. During a gateway outage readings wait in the
 spool (bounded: the oldest are dropped and counted lost when it is full) and go out when the
-gateway answers again; a native reading whose signed envelope ran out meanwhile is re-signed
+gateway answers again; a native reading whose signature validity window ran out meanwhile is re-signed
 with the same interval and values (the gateway sees an identical resend, never a new reading).
 """
 
@@ -326,7 +326,7 @@ class FleetDriver:
         return bool(final) or not items
 
     def _refresh(self, items: Sequence[Spooled]) -> list[Spooled]:
-        """Re-sign native readings whose envelope expires before they could arrive."""
+        """Re-sign native readings whose validity window ends before they could arrive."""
         assert self.file is not None
         if self.config.shape is not Shape.NATIVE:
             return list(items)

@@ -17,13 +17,13 @@ from typing import Any
 import base58
 import msgspec
 
-from gridtokenx.readings.envelope import NativeReading, decode_reading, encode_reading
 from gridtokenx.readings.legacy import device_kwh_message, submit_reading_message
+from gridtokenx.readings.native import NativeReading, decode_reading, encode_reading
 from gridtokenx.readings.signing import DeviceSigner
 from gridtokenx.simulator.physics import Interval
 
 FIRMWARE = "gtx-sim-1.0"
-ENVELOPE_LIFETIME_S = 240  # the gateway accepts at most 300
+MESSAGE_LIFETIME_S = 240  # the gateway accepts at most 300
 _decimal_json = msgspec.json.Encoder(decimal_format="number")
 
 
@@ -75,7 +75,7 @@ def native_fields(interval: Interval, key: DeviceSigner, seq: int, now: int) -> 
         "key_id": key.key_id,
         "seq": seq,
         "created": now,
-        "expires": now + ENVELOPE_LIFETIME_S,
+        "expires": now + MESSAGE_LIFETIME_S,
     }
 
 
@@ -84,11 +84,11 @@ def sign_native(fields: dict[str, Any], key: DeviceSigner, network_id: str) -> b
 
 
 def resign(body: bytes, key: DeviceSigner, network_id: str, seq: int, now: int) -> bytes:
-    """The same reading (same interval, same values) in a fresh envelope: new seq, created, expires.
+    """The same reading (same interval, same values) signed afresh: new seq, created, expires.
     The gateway treats it as the reading it may already hold (an identical resend), never as new data."""
     old = decode_reading(body)
     fresh = msgspec.structs.replace(
-        old, seq=seq, created=now, expires=now + ENVELOPE_LIFETIME_S, sig=msgspec.UNSET
+        old, seq=seq, created=now, expires=now + MESSAGE_LIFETIME_S, sig=msgspec.UNSET
     )
     return encode_reading(key.sign_reading(fresh, network_id))
 
