@@ -98,7 +98,7 @@ INTERVAL_S = 900
 MAX_INTERVALS_PER_METER = 6 * 96  # six days: clear of the seven-day LATE flag
 MESSAGE_LIFETIME_S = 300
 CAPACITY_W = 20_000
-TARGET_RATIO = 0.70
+TARGET_OF_BARE = 0.50  # the pipeline's readings/s against the bare path's, same run
 ATTEMPTS = 5  # a batch refused with 5xx (e.g. SQLite busy) is resent; retries are idempotent
 SERVER_START_TIMEOUT_S = 60.0
 OWNER_EMAIL = "bench-owner@example.com"
@@ -795,21 +795,19 @@ def run(
 
 
 def _verdicts(results: list[ScenarioResult]) -> list[str]:
-    """The target's verdict for the pipeline, and the bare path's ratio beside it."""
+    """The target's verdict: the pipeline against the bare path measured in the same run (the
+    earlier 70%-of-the-ceiling target is withdrawn: the bare path alone sits there)."""
+    bare = {r.processes: r for r in results if r.path == "bare"}
     lines = []
     for r in results:
-        if r.backend != "postgres":
-            continue
-        if r.path == "pipeline" and r.processes == 2:
-            verdict = "met" if r.ratio >= TARGET_RATIO else "not met"
+        if r.backend == "postgres" and r.path == "pipeline" and r.processes in bare:
+            share = r.readings_per_s / bare[r.processes].readings_per_s
+            verdict = "met" if share >= TARGET_OF_BARE else "not met"
             lines.append(
-                f"PostgreSQL, 2 processes: {r.readings_per_s:,.0f} readings/s = {r.ratio:.0%} of the verify "
-                f"ceiling; target ≥ {TARGET_RATIO:.0%}: [bold]{verdict}[/bold]"
-            )
-        elif r.path == "bare":
-            lines.append(
-                f"Bare path (decode, verify, insert; nothing else), PostgreSQL, {r.processes} processes: "
-                f"{r.readings_per_s:,.0f} readings/s = {r.ratio:.0%} of the verify ceiling"
+                f"PostgreSQL, {r.processes} processes: the pipeline's {r.readings_per_s:,.0f} readings/s = "
+                f"{share:.0%} of the bare path's {bare[r.processes].readings_per_s:,.0f}/s "
+                f"(verify ceiling: {r.ratio:.0%} against {bare[r.processes].ratio:.0%}); "
+                f"target ≥ {TARGET_OF_BARE:.0%}: [bold]{verdict}[/bold]"
             )
     return lines
 
@@ -835,10 +833,10 @@ def _table(results: list[ScenarioResult], plan: _Plan, connections: int) -> Tabl
             "difference); ratio = readings/s / ceiling/s. p50/p95: latency of one "
             "batch. rows / sent: rows counted in the database afterwards (✓: each reading stored once, "
             "device-signed). The load generator (this process) shares the same cores. The first "
-            f"batch per server is an untimed warm-up. Target: ≥ {TARGET_RATIO:.0%} of the ceiling on "
-            "PostgreSQL with 2 processes. path: the ingest pipeline, or the bare path the target was "
-            "set from (decode, verify, one insert per batch; no VEE, state, history, versioning, "
-            "rollups or per-item results; no stored history)."
+            f"batch per server is an untimed warm-up. Target: the pipeline on PostgreSQL at ≥ "
+            f"{TARGET_OF_BARE:.0%} of the bare path's readings/s with as many processes. path: the "
+            "ingest pipeline, or the bare path (decode, verify, one insert per batch; no VEE, state, "
+            "history, versioning, rollups, mint outbox, events or per-item results; no stored history)."
         ),
     )
     for name in ("backend", "path", "procs", "readings/s", "ceiling/s", "ratio", "p50 ms", "p95 ms"):
@@ -867,8 +865,8 @@ def _cpu_table(results: list[ScenarioResult]) -> Table:
         caption=(
             f"gateway: the server processes, every thread. database: all PostgreSQL processes (SQLite "
             f"runs inside the gateway). verify: one PyNaCl verification = {cores} cores / ceiling. At "
-            f"{TARGET_RATIO:.0%} of the ceiling, everything but the verification may cost "
-            f"{(1 - TARGET_RATIO) / TARGET_RATIO:.2f}x a verification."
+            f"{TARGET_OF_BARE:.0%} of the bare path, a reading may cost {1 / TARGET_OF_BARE:.0f}x the "
+            "bare path's total."
         ),
     )
     for name in ("backend", "path", "procs", "gateway", "database", "load generator", "total", "verify"):

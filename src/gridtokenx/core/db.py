@@ -6,13 +6,15 @@ One `Database` object per process; domain services take an `AsyncSession` from i
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, NamedTuple
 
+import msgspec
 import orjson
 from sqlalchemy import MetaData, Select, Table, event, select
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase
@@ -162,6 +164,28 @@ def pg_rows_in_array(table: Table, fields: type[NamedTuple], by: str, array_type
     return (
         f"SELECT {columns} FROM {table.name} AS t JOIN unnest($1::{array_type}) AS w({by}) USING ({by})"
         + tail
+    )
+
+
+_encode = msgspec.json.Encoder().encode
+
+
+def json_document(payload: Any) -> str:
+    """`payload` as the JSON text of a `$1::json` parameter (`json_to_recordset` statements)."""
+    return _encode(payload).decode()
+
+
+def pg_insert_from_json(table: Table, columns: Sequence[str], tail: str = "") -> str:
+    """PostgreSQL: insert the rows of the JSON array `$1` (objects keyed by column name) in one
+    statement. The gateway encodes a batch in one call and PostgreSQL parses it off the gateway's
+    GIL, where SQLAlchemy's multi-row VALUES would process every bind of every row in Python
+    (docs/decisions/2026-12-04-ingest-hot-path-figures.md)."""
+    pg = postgresql.dialect()
+    record = ", ".join(f"{name} {table.c[name].type.compile(dialect=pg)}" for name in columns)
+    names = ", ".join(columns)
+    return (
+        f"INSERT INTO {table.name} ({names}) "
+        f"SELECT {names} FROM json_to_recordset($1::json) AS r({record}) {tail}"
     )
 
 

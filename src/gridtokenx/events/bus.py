@@ -8,7 +8,7 @@ Redis backend (`events/redis_bus.py`) shares numbering, delivery and the buffer 
 
 from __future__ import annotations
 
-from collections import defaultdict, deque
+from collections import Counter, defaultdict, deque
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
@@ -22,6 +22,7 @@ from gridtokenx.core.metrics import (
     TOKENS_MINTED,
     TRADES_EXECUTED,
 )
+from gridtokenx.core.types import utcnow
 from gridtokenx.events.model import Event
 
 __all__ = ["Event", "EventBus", "Handler", "Outbox", "Replay"]
@@ -39,15 +40,19 @@ _DOMAIN_COUNTERS = {
 
 
 def count_published(events: Iterable[Event]) -> None:
-    """Counted by the publishing process only, so a cluster-wide sum counts each event once."""
+    """Counted by the publishing process only, so a cluster-wide sum counts each event once
+    (per type and batch: a batch of readings publishes two thousand events)."""
+    published: Counter[str] = Counter()
     for event in events:
-        EVENTS_PUBLISHED.labels(event.type).inc()
+        published[event.type] += 1
         if not event.routing.valid:
             EVENTS_INVALID.labels(event.type).inc()
             log.warning("event_data_invalid", event_type=event.type)
-        counter = _DOMAIN_COUNTERS.get(event.type)
+    for event_type, count in published.items():
+        EVENTS_PUBLISHED.labels(event_type).inc(count)
+        counter = _DOMAIN_COUNTERS.get(event_type)
         if counter is not None:
-            counter.inc()
+            counter.inc(count)
 
 
 class Replay:
@@ -120,9 +125,10 @@ class Outbox:
 
     def __init__(self) -> None:
         self.events: list[Event] = []
+        self.at = utcnow().isoformat()  # one unit of work, one moment
 
     def add(self, event_type: str, **data: Any) -> None:
-        self.events.append(Event.make(event_type, data))
+        self.events.append(Event.make(event_type, data, self.at))
 
     async def flush(self, bus: EventBus) -> None:
         events, self.events = self.events, []

@@ -121,6 +121,8 @@ class Hub:
             self._drop(client, CLOSE_GOING_AWAY, None)
 
     async def _on_event(self, event: Event) -> None:
+        if not self.clients:
+            return
         started = time.perf_counter()
         encoded = _Encoded(event)
         for client in list(self.clients):

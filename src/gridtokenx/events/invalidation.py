@@ -20,7 +20,7 @@ def stale_entries(event: Event) -> list[tuple[CacheName, str]]:
             entries.append((CacheName.RECENT_READINGS, str(data["meter_id"])))
         if data.get("user_id") is not None:
             entries.append((CacheName.USER_STATS, str(data["user_id"])))
-    elif event.type == "TokensMinted" and data.get("user_id") is not None:
+    elif event.type in ("TokensMinted", "MintAdjusted") and data.get("user_id") is not None:
         entries.append((CacheName.USER_STATS, str(data["user_id"])))
     if event.type in _BOOK_EVENTS:
         entries.append((CacheName.ORDER_BOOK, ORDER_BOOK_KEY))

@@ -18,7 +18,7 @@ from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
 from functools import cached_property
-from typing import Any
+from typing import Any, NamedTuple
 
 import msgspec
 
@@ -187,6 +187,9 @@ UNKNOWN = Kind(Payload, 0, Audience.OWNER, (), ())
 _ALIASES = {"owner_id": "user_id"}  # the readings pipeline names a meter's owner `owner_id`
 
 
+_AS_IS = (str, int, bool, type(None))
+
+
 def _plain(value: Any) -> Any:
     """JSON-able as sent: ids and exact decimals as strings, moments in ISO 8601."""
     if isinstance(value, uuid.UUID | Decimal):
@@ -197,17 +200,17 @@ def _plain(value: Any) -> Any:
 
 
 def normalise(data: dict[str, Any]) -> dict[str, Any]:
-    """Plain JSON values, legacy owner names under the model's name."""
-    out = {key: _plain(value) for key, value in data.items()}
+    """Plain JSON values, legacy owner names under the model's name. (Most values are plain
+    already: ingest makes two events per reading, so those skip the conversion.)"""
+    out = {key: value if type(value) in _AS_IS else _plain(value) for key, value in data.items()}
     for legacy, name in _ALIASES.items():
         if legacy in out and name not in out:
             out[name] = out[legacy]
     return out
 
 
-@dataclass(frozen=True)
-class Routing:
-    """Who may receive an event, worked out once when it is made."""
+class Routing(NamedTuple):
+    """Who may receive an event, worked out once when it is made (a tuple: one per event)."""
 
     audience: Audience
     channels: tuple[str, ...]
@@ -251,11 +254,16 @@ class Event:
     v: int = 0
 
     @classmethod
-    def make(cls, event_type: str, data: dict[str, Any]) -> Event:
-        return cls(event_type, normalise(data), v=version_of(event_type))
+    def make(cls, event_type: str, data: dict[str, Any], at: str | None = None) -> Event:
+        if at is None:
+            return cls(event_type, normalise(data), v=version_of(event_type))
+        return cls(event_type, normalise(data), at, v=version_of(event_type))
 
     def numbered(self, event_id: int) -> Event:
-        return Event(self.type, self.data, self.at, event_id, self.v)
+        copy = Event(self.type, self.data, self.at, event_id, self.v)
+        if "routing" in self.__dict__:  # worked out once per event, not once per copy
+            copy.__dict__["routing"] = self.__dict__["routing"]
+        return copy
 
     @cached_property
     def routing(self) -> Routing:

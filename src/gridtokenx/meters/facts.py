@@ -39,6 +39,11 @@ class MeterFacts(NamedTuple):
     longitude: float | None
 
 
+class MeterOwner(NamedTuple):
+    id: uuid.UUID
+    owner_id: uuid.UUID | None
+
+
 class KeyFacts(NamedTuple):
     id: uuid.UUID
     meter_id: uuid.UUID
@@ -55,6 +60,8 @@ _METER_QUERY = columns_of(METERS, MeterFacts)
 _KEY_QUERY = columns_of(KEYS, KeyFacts)
 _PG_METERS = pg_rows_in_array(METERS, MeterFacts, "serial", "text[]")
 _PG_KEYS = pg_rows_in_array(KEYS, KeyFacts, "meter_id", "uuid[]")
+_OWNER_QUERY = columns_of(METERS, MeterOwner)
+_PG_OWNERS = pg_rows_in_array(METERS, MeterOwner, "id", "uuid[]")
 
 
 async def meters_by_serial(session: AsyncSession, serials: set[str]) -> dict[str, MeterFacts]:
@@ -63,6 +70,14 @@ async def meters_by_serial(session: AsyncSession, serials: set[str]) -> dict[str
     wanted = sorted(serials)
     rows = await rows_in(session, _PG_METERS, _METER_QUERY, METERS.c.serial, wanted)
     return {facts.serial: facts for facts in map(MeterFacts._make, rows)}
+
+
+async def owners_of(session: AsyncSession, meter_ids: set[uuid.UUID]) -> dict[uuid.UUID, uuid.UUID | None]:
+    """Each meter's owner, for a whole batch in one query."""
+    if not meter_ids:
+        return {}
+    rows = await rows_in(session, _PG_OWNERS, _OWNER_QUERY, METERS.c.id, sorted(meter_ids))
+    return {meter.id: meter.owner_id for meter in map(MeterOwner._make, rows)}
 
 
 async def keys_by_meter(session: AsyncSession, meter_ids: list[uuid.UUID]) -> dict[uuid.UUID, list[KeyFacts]]:

@@ -35,7 +35,6 @@ from gridtokenx.readings.reading import Reading, Trust
 from gridtokenx.readings.schemas import (
     GapOut,
     JobOut,
-    MeterTotals,
     ReadingOut,
     ReadingPage,
     RollupOut,
@@ -333,15 +332,6 @@ def _now_epoch() -> int:
 # with a UTC offset, inside the calendar (see `core.wire`): a naive time is refused, not guessed
 From = Annotated[UtcDatetime | None, Query(alias="from")]
 To = Annotated[UtcDatetime | None, Query(alias="to")]
-
-
-@router.get("/api/meters/stats", tags=["readings"], responses=ERRORS, response_model=MeterTotals)
-async def my_totals(user: CurrentUser, session: DbSession, ctx: Ctx) -> Response:
-    async def load() -> bytes:
-        return (await service.totals(session, user)).model_dump_json().encode()
-
-    body = await ctx.services.get(Cache).get_or_load(CacheName.USER_STATS, str(user.id), load)
-    return Response(body, media_type="application/json")
 
 
 @router.get(

@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import bindparam, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from gridtokenx.core.db import asyncpg_connection, is_postgres
+from gridtokenx.core.db import asyncpg_connection, is_postgres, json_document
 from gridtokenx.core.types import utc_from_epoch, utcnow
 from gridtokenx.readings import vee
 from gridtokenx.readings.batch_facts import STATE, StateFacts, states_by_meter
@@ -34,7 +34,7 @@ from gridtokenx.readings.reading import (
     Trust,
 )
 from gridtokenx.readings.replay import ReplayWindow
-from gridtokenx.readings.store import as_utc, dialect_insert, json_document
+from gridtokenx.readings.store import as_utc, dialect_insert
 
 RECENT_KEEP = 4
 

@@ -21,10 +21,10 @@ from sqlalchemy import text
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from gridtokenx.core.db import asyncpg_connection, is_postgres
+from gridtokenx.core.db import asyncpg_connection, is_postgres, json_document
 from gridtokenx.core.types import utc_from_epoch
 from gridtokenx.readings.reading import QUANTITIES, Reading, Trust
-from gridtokenx.readings.store import READINGS, json_document
+from gridtokenx.readings.store import READINGS
 
 DAY_S = 86_400
 SLOT_DAYS = 7

@@ -21,7 +21,7 @@ from sqlalchemy import LargeBinary, Table, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from gridtokenx.core.db import asyncpg_connection, is_postgres
+from gridtokenx.core.db import asyncpg_connection, is_postgres, json_document
 from gridtokenx.core.ids import uuid7 as new_reading_id
 from gridtokenx.readings.hooks import run_after_store
 from gridtokenx.readings.models import DailyRollup, HourlyRollup, MeterReading, ReadingRevision
@@ -268,14 +268,6 @@ _PG_INSERT = (
     "SELECT count(*) FROM inserted"
 )
 _PG_OURS = "SELECT id FROM meter_readings WHERE id = ANY($1::text[]::uuid[])"
-
-
-_encode = msgspec.json.Encoder().encode
-
-
-def json_document(payload: Any) -> str:
-    """`payload` as the JSON text of a `$1::json` parameter (`json_to_recordset` statements)."""
-    return _encode(payload).decode()
 
 
 async def _insert_new_pg(session: AsyncSession, items: list[NewReading], keys: list[Key]) -> set[Key]:

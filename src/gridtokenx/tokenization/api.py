@@ -8,9 +8,10 @@ from decimal import Decimal
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
 from gridtokenx.accounts.deps import AdminUser, CurrentUser
+from gridtokenx.core.cache import Cache, CacheName
 from gridtokenx.core.deps import Ctx, DbSession
 from gridtokenx.core.errors import ApiError
 from gridtokenx.core.lease import holders
@@ -23,7 +24,7 @@ from gridtokenx.tokenization.schemas import (
     MintEntryOut,
     MintFromReading,
     MintFromReadingOut,
-    MintTotalsOut,
+    OwnerTotalsOut,
     TokenizationStatus,
 )
 from gridtokenx.tokenization.tokens import energy_mint
@@ -130,20 +131,29 @@ async def my_minted_readings(
     )
 
 
-@router.get("/api/meters/stats", tags=["readings"], responses=ERRORS)
-async def my_totals(user: CurrentUser, ctx: Ctx, session: DbSession) -> dict[str, Any]:
-    """The readings domain's totals of the caller's meters, plus minted and unminted energy."""
-    base = await totals(session, user)
-    mint = await service.owner_totals(session, user.id)
-    decimals = ctx.settings.tokenization_decimals
-    extra = MintTotalsOut(
-        minted_wh=mint.minted_wh,
-        unminted_wh=mint.unminted_wh,
-        burned_wh=mint.burned_wh,
-        minted_amount=str(mint.minted_units),
-        minted_tokens=_tokens(mint.minted_units, decimals) or "0",
-    )
-    return {**base.model_dump(mode="json"), **extra.model_dump(mode="json")}
+@router.get("/api/meters/stats", tags=["readings"], responses=ERRORS, response_model=OwnerTotalsOut)
+async def my_totals(user: CurrentUser, ctx: Ctx, session: DbSession) -> Response:
+    """The readings domain's totals of the caller's meters, plus minted and unminted energy;
+    cached until a reading or mint event of the caller makes it stale."""
+
+    async def load() -> bytes:
+        base = await totals(session, user)
+        mint = await service.owner_totals(session, user.id)
+        return (
+            OwnerTotalsOut(
+                **base.model_dump(),
+                minted_wh=mint.minted_wh,
+                unminted_wh=mint.unminted_wh,
+                burned_wh=mint.burned_wh,
+                minted_amount=str(mint.minted_units),
+                minted_tokens=_tokens(mint.minted_units, ctx.settings.tokenization_decimals) or "0",
+            )
+            .model_dump_json()
+            .encode()
+        )
+
+    body = await ctx.services.get(Cache).get_or_load(CacheName.USER_STATS, str(user.id), load)
+    return Response(body, media_type="application/json")
 
 
 @router.get("/api/admin/tokenization/status", tags=["admin"], responses=ERRORS)

@@ -7,6 +7,8 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict
 
+from gridtokenx.readings.schemas import MeterTotals
+
 
 class MintFromReading(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -52,6 +54,10 @@ class MintTotalsOut(BaseModel):
     burned_wh: int
     minted_amount: str
     minted_tokens: str
+
+
+class OwnerTotalsOut(MeterTotals, MintTotalsOut):
+    """`GET /api/meters/stats`: the readings' totals and what of them was minted."""
 
 
 class TokenizationStatus(BaseModel):

@@ -7,15 +7,17 @@ import uuid
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime
+from typing import cast
 
-from sqlalchemy import case, func, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Table, case, func, select, update
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from gridtokenx.core.db import is_postgres
+from gridtokenx.core.db import asyncpg_connection, is_postgres, json_document, pg_insert_from_json
 from gridtokenx.core.errors import ApiError, NotFound
+from gridtokenx.core.ids import uuid7
 from gridtokenx.core.types import utcnow
-from gridtokenx.meters.service import get_meter
+from gridtokenx.meters.facts import owners_of
 from gridtokenx.readings.hooks import StoredReading
 from gridtokenx.tokenization.models import EntryState, Kind, MintEntry, MintTx, TxState
 
@@ -29,10 +31,8 @@ async def record_stored(session: AsyncSession, stored: list[StoredReading]) -> N
     reading's new mintable energy and what is already booked for it: a mint when up, a burn when
     down, nothing when unchanged; never a silent re-mint.
     """
-    owners: dict[uuid.UUID, uuid.UUID | None] = {}
-    for meter_id in {s.meter_id for s in stored}:
-        owners[meter_id] = (await get_meter(session, meter_id)).owner_id
-    rows = [_entry(s, owners[s.meter_id], 0, Kind.MINT, s.mintable_wh) for s in stored if not s.revised]
+    owners = await owners_of(session, {s.meter_id for s in stored})
+    rows = [_entry(s, owners.get(s.meter_id), 0, Kind.MINT, s.mintable_wh) for s in stored if not s.revised]
     revised = [s for s in stored if s.revised]
     if revised:
         booked = await _booked(session, [(s.meter_id, s.channel, s.interval_start) for s in revised])
@@ -42,24 +42,47 @@ async def record_stored(session: AsyncSession, stored: list[StoredReading]) -> N
             delta = s.mintable_wh - net
             if delta:
                 kind = Kind.MINT if delta > 0 else Kind.BURN
-                rows.append(_entry(s, owners[s.meter_id], last_revision + 1, kind, abs(delta)))
+                rows.append(_entry(s, owners.get(s.meter_id), last_revision + 1, kind, abs(delta)))
                 booked[key] = (s.mintable_wh, last_revision + 1)
-    if rows:
-        insert = (postgresql.insert if is_postgres(session) else sqlite.insert)(MintEntry)
-        await session.execute(
-            insert.on_conflict_do_nothing(
-                index_elements=["meter_id", "channel", "interval_start", "revision"]
-            ),
-            rows,
-        )
+    if not rows:
+        return
+    if is_postgres(session):  # one JSON document: the outbox rides on every batch's transaction
+        await (await asyncpg_connection(session)).execute(_PG_INSERT, json_document(rows))
+        return
+    await session.execute(
+        sqlite.insert(MintEntry).on_conflict_do_nothing(index_elements=_ENTRY_KEY),
+        rows,
+    )
+
+
+_ENTRY_KEY = ["meter_id", "channel", "interval_start", "revision"]
+_ENTRY_COLUMNS = (
+    "id",
+    "meter_id",
+    "channel",
+    "interval_start",
+    "revision",
+    "reading_id",
+    "user_id",
+    "kind",
+    "amount_wh",
+    "state",
+    "attempts",
+    "next_attempt_at",
+    "created_at",
+    "updated_at",
+)
+_PG_INSERT = pg_insert_from_json(
+    cast(Table, MintEntry.__table__), _ENTRY_COLUMNS, f"ON CONFLICT ({', '.join(_ENTRY_KEY)}) DO NOTHING"
+)
 
 
 def _entry(
     s: StoredReading, owner: uuid.UUID | None, revision: int, kind: Kind, amount_wh: int
 ) -> dict[str, object]:
     now = utcnow()
-    return {
-        "id": uuid.uuid4(),
+    return {  # the keys are _ENTRY_COLUMNS
+        "id": uuid.UUID(uuid7()),  # time-ordered: a batch's rows share index pages
         "meter_id": s.meter_id,
         "channel": s.channel,
         "interval_start": s.interval_start,
