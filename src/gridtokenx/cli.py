@@ -351,20 +351,23 @@ def bench_fleet(
         str, typer.Option(help="Comma-separated: embedded, postgres-1, postgres-2.")
     ] = "embedded",
     meters: Annotated[str, typer.Option(help="Fleet sizes to try, comma-separated.")] = "50",
-    speed: Annotated[float, typer.Option(help="Time acceleration: the load of meters x speed.")] = 10.0,
+    speed: Annotated[
+        str, typer.Option(help="Time accelerations, comma-separated: the load of meters x speed.")
+    ] = "10",
     duration: Annotated[float, typer.Option(help="Wall seconds per run.")] = 10.0,
     interval: Annotated[int, typer.Option(help="Seconds per reading interval.")] = 15,
     pg_url: Annotated[
         str | None, typer.Option(help="PostgreSQL server to create the bench databases on.")
     ] = None,
 ) -> None:
-    """The largest meter fleet a gateway set-up sustains (short by default)."""
+    """The largest meter fleet a gateway set-up sustains: each set-up climbs the meters x speed
+    loads until one is not sustained (short by default)."""
     from gridtokenx.bench import fleet
 
     fleet.run(
         setups=tuple(s.strip() for s in setups.split(",") if s.strip()),
         meters=tuple(int(m) for m in meters.split(",") if m.strip()),
-        speed=speed,
+        speeds=tuple(float(x) for x in speed.split(",") if x.strip()),
         duration_s=duration,
         interval_s=interval,
         pg_admin_url=pg_url or fleet.DEFAULT_PG_ADMIN_URL,

@@ -122,6 +122,7 @@ def gateways(setup: str, workdir: Path, pg_admin_url: str) -> Iterator[tuple[lis
         GRIDTOKENX_DATA_DIR=str(workdir / "var"),
         GRIDTOKENX_ENVIRONMENT="embedded" if setup == "embedded" else "distributed",
         GRIDTOKENX_JWT_SECRET=secrets.token_urlsafe(48),
+        GRIDTOKENX_WALLET_ENCRYPTION_KEY=secrets.token_hex(32),  # required in distributed mode
         GRIDTOKENX_NETWORK_ID=NETWORK,
         GRIDTOKENX_RATE_LIMIT_DEFAULT="1000000000/minute",
         GRIDTOKENX_LOG_LEVEL="warning",
@@ -149,20 +150,23 @@ def gateways(setup: str, workdir: Path, pg_admin_url: str) -> Iterator[tuple[lis
             capture_output=True,
         )
         urls = []
-        for _ in range(processes):
+        logs = []
+        for index in range(processes):
             port = _free_port()
-            started.append(
-                subprocess.Popen(
-                    [sys.executable, "-m", "gridtokenx.cli", "serve", "--port", str(port)],
-                    env=env,
-                    stdout=subprocess.DEVNULL,
-                    stderr=subprocess.DEVNULL,
-                    start_new_session=True,
+            logs.append(workdir / f"gateway-{index + 1}.log")
+            with logs[-1].open("wb") as log:
+                started.append(
+                    subprocess.Popen(
+                        [sys.executable, "-m", "gridtokenx.cli", "serve", "--port", str(port)],
+                        env=env,
+                        stdout=log,
+                        stderr=subprocess.STDOUT,
+                        start_new_session=True,
+                    )
                 )
-            )
             urls.append(f"http://127.0.0.1:{port}")
-        for url_ in urls:
-            _wait_healthy(url_)
+        for url_, log_path in zip(urls, logs, strict=True):
+            _wait_healthy(url_, log_path)
         yield urls, admin, dsn
     finally:
         for process in started:
@@ -177,7 +181,7 @@ def gateways(setup: str, workdir: Path, pg_admin_url: str) -> Iterator[tuple[lis
             asyncio.run(_sql(pg_admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
-def _wait_healthy(url: str) -> None:
+def _wait_healthy(url: str, log: Path) -> None:
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
         try:
@@ -186,7 +190,8 @@ def _wait_healthy(url: str) -> None:
         except httpx.HTTPError:
             pass
         time.sleep(0.2)
-    raise RuntimeError(f"gateway {url} did not become healthy")
+    tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
+    raise RuntimeError(f"gateway {url} did not become healthy; its log ends:\n{tail}")
 
 
 def _stored_rows(setup: str, workdir: Path, dsn: str) -> int:
@@ -243,18 +248,24 @@ def run(
     *,
     setups: tuple[str, ...],
     meters: tuple[int, ...],
-    speed: float,
+    speeds: tuple[float, ...],
     duration_s: float,
     interval_s: int,
     pg_admin_url: str = DEFAULT_PG_ADMIN_URL,
     console: Console | None = None,
 ) -> list[Outcome]:
+    """Per set-up, a ladder: every meters x speed load in increasing order of readings offered per
+    second, up to the first one the set-up does not sustain (a larger load would not be either)."""
     console = console or Console(width=None if sys.stdout.isatty() else 160)
+    ladder = sorted(((m, x) for m in meters for x in speeds), key=lambda load: (load[0] * load[1], load[0]))
     outcomes = []
     for setup in setups:
-        for count in meters:
+        for count, speed in ladder:
             console.print(f"[dim]{setup}: {count} meters x{speed:g} for {duration_s:g} s ...[/dim]")
-            outcomes.append(run_one(setup, count, speed, duration_s, interval_s, pg_admin_url))
+            outcome = run_one(setup, count, speed, duration_s, interval_s, pg_admin_url)
+            outcomes.append(outcome)
+            if not outcome.sustained:
+                break
     console.print(table(outcomes))
     for line in capacity_lines(outcomes):
         console.print(line)
