@@ -114,15 +114,21 @@ def test_spool_survives_a_gateway_outage_and_a_simulator_restart(gateway: Gatewa
 
 
 @pytest.mark.parametrize("gateway", ["100/minute"], indirect=True)
-def test_every_attack_gets_its_expected_answer(gateway: Gateway, tmp_path: Path) -> None:
+@pytest.mark.parametrize("transport", ["batch", "mqtt"])
+def test_every_attack_gets_its_expected_answer(gateway: Gateway, tmp_path: Path, transport: str) -> None:
+    """Over MQTT the attacks are published on meters' topics (a reading on another meter's topic
+    is SERIAL_MISMATCH there, not HTTP's METER_NOT_OWNED); only the flood stays on HTTP."""
     from gridtokenx.simulator.attacks import SCENARIOS
 
-    cfg = config(gateway, tmp_path, transport="batch", scenarios=tuple(SCENARIOS), flood_requests=150)
+    cfg = config(gateway, tmp_path, transport=transport, scenarios=tuple(SCENARIOS), flood_requests=150)
     report = run(cfg)
     results = {a.scenario: a for a in report.stats.attacks}
     assert set(results) == set(SCENARIOS)
     for attack in results.values():
         assert attack.ok, attack
+    over_mqtt = transport == "mqtt"
+    assert results["other_meter"].got == ("SERIAL_MISMATCH" if over_mqtt else "METER_NOT_OWNED")
+    assert ("over HTTP" in results["flood"].detail) == over_mqtt
     assert report.lost == 0 and report.spooled == 0
     night = gateway.count("SELECT count(*) FROM meter_readings WHERE flags::text LIKE '%PV_AT_NIGHT%'")
     assert night == 1

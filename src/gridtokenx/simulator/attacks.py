@@ -1,18 +1,25 @@
 """Attack scenarios: messages a hostile or broken device would send, each with the gateway's
-expected answer. They go over HTTP to the native single-reading route, signed with a real
-provisioned device key unless the point is that they are not, and never disturb the fleet's own
-readings (past slots before the run, fresh sequence numbers taken from the fleet file).
+expected answer. They travel the fleet's own way, so the defences of that ingest path are the ones
+tested: with the MQTT transport published QoS 1 on a meter's readings topic, the verdict read from
+its results topic (none within the transport's timeout is "no answer"); otherwise posted to the
+native single-reading route with the meter owner's API key. They are signed with a real provisioned
+device key unless the point is that they are not, and never disturb the fleet's own readings (past
+slots before the run, fresh sequence numbers taken from the fleet file).
 
 - replay: a stored reading resent verbatim (answered `duplicate`, nothing stored), then a new
   interval signed with that reading's already used `seq`: SEQ_REPLAYED.
 - forged: a signed reading whose export was raised after signing: SIGNATURE_INVALID.
-- other_meter: a validly signed reading of a meter the sending account does not own: METER_NOT_OWNED.
+- other_meter: a validly signed reading of a meter the sender may not report for. Over HTTP another
+  account posts it: METER_NOT_OWNED. Over MQTT, where the signature is the only credential, another
+  meter publishes it on its own topic: SERIAL_MISMATCH.
 - future: an interval an hour ahead: FUTURE_READING.
 - beyond_capacity: generation and export at twice the nameplate: EXCEEDS_CAPACITY.
 - frozen_register: the next interval with energy but registers stuck at the last: REGISTER_SUM_MISMATCH.
 - pv_at_night: PV generation while the sun is below the horizon: accepted but flagged PV_AT_NIGHT
   (so never minted).
-- flood: more requests than the per-credential budget, from one account: RATE_LIMITED.
+- flood: more requests than the per-credential budget, from one account: RATE_LIMITED. The budget
+  is HTTP's (MQTT devices have no account), so this one always goes over HTTP, and says so in its
+  detail when the fleet is on MQTT.
 """
 
 from __future__ import annotations
@@ -31,6 +38,7 @@ from gridtokenx.readings.solar import solar_elevation_deg
 from gridtokenx.simulator.clock import aligned
 from gridtokenx.simulator.provision import ATTACKER
 from gridtokenx.simulator.stats import AttackResult
+from gridtokenx.simulator.transport import Answer, MqttTransport, single_answer
 from gridtokenx.simulator.wire import FIRMWARE, MESSAGE_LIFETIME_S
 
 if TYPE_CHECKING:
@@ -39,20 +47,23 @@ if TYPE_CHECKING:
 ROUTE = "/api/meters/readings"
 
 
-async def _post(driver: FleetDriver, body: bytes, key: str) -> tuple[int, dict[str, Any]]:
+async def _post(driver: FleetDriver, body: bytes, key: str) -> Answer:
     assert driver.http is not None
-    response = await driver.http.post(ROUTE, content=body, headers={"x-api-key": key})
-    try:
-        payload = response.json()
-    except ValueError:
-        payload = {}
-    return response.status_code, payload if isinstance(payload, dict) else {}
+    return single_answer(await driver.http.post(ROUTE, content=body, headers={"x-api-key": key}))
 
 
-def _outcome(status: int, body: dict[str, Any]) -> str:
-    if status >= 400:
-        return str(body.get("error", {}).get("code", status))
-    return str(body.get("status", status))
+async def _send(driver: FleetDriver, body: bytes, serial: str, *, account: str | None = None) -> Answer:
+    """Send a reading as meter `serial` would on the fleet's transport: published on its topic
+    over MQTT, else posted with its owner's API key (or `account`'s)."""
+    if isinstance(driver.transport, MqttTransport):
+        return await driver.transport.publish(serial, decode_reading(body).interval_start, body)
+    return await _post(driver, body, driver.owner_key(account or driver.records[serial].owner))
+
+
+def _outcome(answer: Answer) -> str:
+    if answer.status == "failed":
+        return "no answer"
+    return (answer.code or "?") if answer.status == "rejected" else answer.status
 
 
 def _signed(driver: FleetDriver, serial: str, **fields: Any) -> NativeReading:
@@ -77,10 +88,6 @@ def _signed(driver: FleetDriver, serial: str, **fields: Any) -> NativeReading:
     return key.sign_reading(values, driver.config.network_id)
 
 
-def _owner_key(driver: FleetDriver, serial: str) -> str:
-    return driver.owner_key(driver.records[serial].owner)
-
-
 def _pv_meters(driver: FleetDriver) -> list[str]:
     return sorted(
         (s for s, r in driver.records.items() if r.spec.pv_w), key=lambda s: driver.records[s].spec.pv_w
@@ -97,11 +104,10 @@ def _past_slot(driver: FleetDriver, serial: str, k: int) -> int:
 async def replay(driver: FleetDriver) -> AttackResult:
     serial = next(s for s, kept in sorted(driver.stored.items()) if kept)
     captured = driver.stored[serial][-1]
-    key = _owner_key(driver, serial)
-    resend = _outcome(*await _post(driver, captured, key))
+    resend = _outcome(await _send(driver, captured, serial))
     old = decode_reading(captured)
     cloned = _signed(driver, serial, interval_start=_past_slot(driver, serial, 3), seq=old.seq)
-    got = _outcome(*await _post(driver, encode_reading(cloned), key))
+    got = _outcome(await _send(driver, encode_reading(cloned), serial))
     return AttackResult("replay", "SEQ_REPLAYED", got if resend == "duplicate" else f"resend:{resend}")
 
 
@@ -111,14 +117,16 @@ async def forged(driver: FleetDriver) -> AttackResult:
         driver, serial, interval_start=_past_slot(driver, serial, 5), consumption_wh=40, import_wh=40
     )
     tampered = msgspec.structs.replace(signed, import_wh=0, export_wh=900, generation_wh=900)
-    got = _outcome(*await _post(driver, encode_reading(tampered), _owner_key(driver, serial)))
+    got = _outcome(await _send(driver, encode_reading(tampered), serial))
     return AttackResult("forged", "SIGNATURE_INVALID", got)
 
 
 async def other_meter(driver: FleetDriver) -> AttackResult:
-    serial = sorted(driver.records)[-1]
-    signed = _signed(driver, serial, interval_start=_past_slot(driver, serial, 7))
-    got = _outcome(*await _post(driver, encode_reading(signed), driver.owner_key(ATTACKER)))
+    victim, thief = sorted(driver.records)[-1], sorted(driver.records)[0]
+    body = encode_reading(_signed(driver, victim, interval_start=_past_slot(driver, victim, 7)))
+    if isinstance(driver.transport, MqttTransport):
+        return AttackResult("other_meter", "SERIAL_MISMATCH", _outcome(await _send(driver, body, thief)))
+    got = _outcome(await _send(driver, body, victim, account=ATTACKER))
     return AttackResult("other_meter", "METER_NOT_OWNED", got)
 
 
@@ -127,7 +135,7 @@ async def future(driver: FleetDriver) -> AttackResult:
     interval = driver.config.interval_s
     start = aligned(time.time() + 3600, interval)
     signed = _signed(driver, serial, interval_start=start)
-    got = _outcome(*await _post(driver, encode_reading(signed), _owner_key(driver, serial)))
+    got = _outcome(await _send(driver, encode_reading(signed), serial))
     return AttackResult("future", "FUTURE_READING", got)
 
 
@@ -143,7 +151,7 @@ async def beyond_capacity(driver: FleetDriver) -> AttackResult:
         export_wh=too_much,
         consumption_wh=0,
     )
-    got = _outcome(*await _post(driver, encode_reading(signed), _owner_key(driver, serial)))
+    got = _outcome(await _send(driver, encode_reading(signed), serial))
     return AttackResult("beyond_capacity", "EXCEEDS_CAPACITY", got)
 
 
@@ -165,7 +173,7 @@ async def frozen_register(driver: FleetDriver) -> AttackResult:
         import_register_wh=last.import_register_wh,  # stuck
         export_register_wh=last.export_register_wh,
     )
-    got = _outcome(*await _post(driver, encode_reading(signed), _owner_key(driver, serial)))
+    got = _outcome(await _send(driver, encode_reading(signed), serial))
     return AttackResult("frozen_register", "REGISTER_SUM_MISMATCH", got)
 
 
@@ -195,14 +203,15 @@ async def pv_at_night(driver: FleetDriver) -> AttackResult:
         export_wh=produced,
         consumption_wh=0,
     )
-    status, body = await _post(driver, encode_reading(signed), _owner_key(driver, serial))
-    got = "PV_AT_NIGHT" if status < 400 and "PV_AT_NIGHT" in body.get("flags", []) else _outcome(status, body)
-    if got == "PV_AT_NIGHT" and body.get("mintable_wh"):
+    answer = await _send(driver, encode_reading(signed), serial)
+    got = "PV_AT_NIGHT" if "PV_AT_NIGHT" in answer.flags else _outcome(answer)
+    if got == "PV_AT_NIGHT" and answer.mintable_wh:
         got = "PV_AT_NIGHT but mintable"
     return AttackResult("pv_at_night", "PV_AT_NIGHT", got)
 
 
 async def flood(driver: FleetDriver) -> AttackResult:
+    """Always over HTTP: the budget is per API credential, which MQTT devices do not have."""
     key = driver.owner_key(ATTACKER)
     body = b"{}"  # cheap for both sides; only the budget is under test
     limited = 0
@@ -211,9 +220,12 @@ async def flood(driver: FleetDriver) -> AttackResult:
         batch = min(50, driver.config.flood_requests - sent)
         answers = await asyncio.gather(*(_post(driver, body, key) for _ in range(batch)))
         sent += batch
-        limited += sum(1 for status, _ in answers if status == 429)
+        limited += sum(1 for answer in answers if answer.code == "RATE_LIMITED")
     got = "RATE_LIMITED" if limited else f"no 429 in {sent} requests"
-    return AttackResult("flood", "RATE_LIMITED", got, f"{sent} requests")
+    detail = f"{sent} requests"
+    if isinstance(driver.transport, MqttTransport):
+        detail += " over HTTP (the fleet is on MQTT, which has no such budget)"
+    return AttackResult("flood", "RATE_LIMITED", got, detail)
 
 
 SCENARIOS: dict[str, Callable[[FleetDriver], Awaitable[AttackResult]]] = {

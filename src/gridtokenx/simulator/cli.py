@@ -116,7 +116,10 @@ def simulate(
         raise typer.Exit(1) from None
     for attack in report.stats.attacks:
         mark = "ok" if attack.ok else "UNEXPECTED"
-        console.print(f"attack {attack.scenario}: expected {attack.expected}, got {attack.got} [{mark}]")
+        detail = f" ({attack.detail})" if attack.detail else ""
+        console.print(
+            f"attack {attack.scenario}: expected {attack.expected}, got {attack.got}{detail} [{mark}]"
+        )
     console.print(
         f"lost {report.lost}, left in spool {report.spooled} (fleet file {os.fspath(fleet_file)})",
         style="green" if report.ok else "red",

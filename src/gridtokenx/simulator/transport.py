@@ -38,6 +38,7 @@ class Answer:
     flags: tuple[str, ...] = ()
     seconds: float | None = None  # the gateway's answer time for the request that carried it
     retries: int = 0
+    mintable_wh: int = 0
 
     @property
     def final(self) -> bool:
@@ -69,7 +70,8 @@ def transient(status: int) -> bool:
 
 def _item_answer(item: dict[str, Any]) -> Answer:
     status = str(item.get("status", "rejected"))
-    return Answer(status, item.get("code"), tuple(item.get("flags") or ()))
+    flags = tuple(item.get("flags") or ())
+    return Answer(status, item.get("code"), flags, mintable_wh=int(item.get("mintable_wh") or 0))
 
 
 def single_answer(response: httpx.Response) -> Answer:
@@ -286,24 +288,26 @@ class MqttTransport:
                     future.set_result(answer)
 
     async def send(self, items: Sequence[Spooled]) -> dict[int, Answer]:
-        answers = await asyncio.gather(*(self._publish(item) for item in items))
+        answers = await asyncio.gather(*(self.publish(i.serial, i.interval_start, i.body) for i in items))
         return dict(zip((item.id for item in items), answers, strict=True))
 
-    async def _publish(self, item: Spooled) -> Answer:
+    async def publish(self, serial: str, interval_start: int, body: bytes) -> Answer:
+        """Publish one message on `serial`'s readings topic and wait for its verdict ("failed"
+        when none comes in time). The topic need not be the reading's own meter (the attacks)."""
         client = self.client
         if client is None:
             return Answer("failed")
         future: asyncio.Future[Answer] = asyncio.get_running_loop().create_future()
-        entry = (item.interval_start, future)
-        self.waiting[item.serial].append(entry)
+        entry = (interval_start, future)
+        self.waiting[serial].append(entry)
         started = time.perf_counter()
         try:
             async with self.limit:
-                await client.publish(f"{self.prefix}/meters/{item.serial}/readings", item.body, qos=1)
+                await client.publish(f"{self.prefix}/meters/{serial}/readings", body, qos=1)
             answer = await asyncio.wait_for(future, self.result_timeout_s)
         except (TimeoutError, aiomqtt.MqttError):
             with contextlib.suppress(ValueError):
-                self.waiting[item.serial].remove(entry)
+                self.waiting[serial].remove(entry)
             return Answer("failed")
         return replace(answer, seconds=time.perf_counter() - started)
 
