@@ -308,9 +308,13 @@ def capacity_lines(outcomes: list[Outcome]) -> list[str]:
         best = max(sustained, key=lambda o: o.stored_per_s)
         rate = best.stored_per_s
         at_15s, at_15min = int(rate * 15), int(rate * 900)
-        phases = ", ".join(f"{p:,}: {math.ceil(p / at_15min)} machine(s)" for p in PHASES)
+
+        def machines(per_machine: int) -> str:
+            return ", ".join(f"{p:,}: {math.ceil(p / per_machine)}" for p in PHASES)
+
         lines.append(
             f"{setup}: sustained {rate:,.0f} readings/s (a lower bound: the load offered)"
-            f" = {at_15s:,} meters at 15 s, {at_15min:,} meters at 15 min; phases at 15 min: {phases}"
+            f" = {at_15s:,} meters at 15 s, {at_15min:,} meters at 15 min; machines per phase"
+            f" at 15 min: {machines(at_15min)}; at 15 s: {machines(at_15s)}"
         )
     return lines
