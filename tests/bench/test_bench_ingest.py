@@ -12,18 +12,9 @@ import msgspec
 import pytest
 from rich.console import Console
 
-from gridtokenx.bench.ingest import (
-    BENCH_NETWORK,
-    INTERVAL_S,
-    _count_bare_rows,
-    _database,
-    _device_key,
-    _execute_sql,
-    _native,
-    _seed,
-    run,
-)
+from gridtokenx.bench.ingest import INTERVAL_S, _device_key, _native, _seed, run
 from gridtokenx.bench.ingest_bare import CREATE_BARE_TABLE, BareIngest
+from gridtokenx.bench.ingest_servers import BENCH_NETWORK, count_bare_rows, execute_sql, scratch_database
 from gridtokenx.readings.errors import ReadingError
 from gridtokenx.readings.native import encode_batch
 from gridtokenx.readings.signing import sign_reading
@@ -117,9 +108,9 @@ def test_bare_path_refuses_what_does_not_verify(tmp_path: Path) -> None:
     unknown device are refused, a resend is a duplicate, and only the good reading is stored."""
     pg_url = f"postgresql://{PG_USER}@{PG_HOST}:{PG_PORT}/postgres"
     keys = [_device_key(0), _device_key(1)]
-    with _database("postgres", pg_url, tmp_path) as target:
+    with scratch_database("postgres", pg_url, tmp_path) as target:
         asyncio.run(_seed(target.url, keys[:1]))  # meter 1 is never registered
-        asyncio.run(_execute_sql(target.url, CREATE_BARE_TABLE))
+        asyncio.run(execute_sql(target.url, CREATE_BARE_TABLE))
         now = int(time.time())
         start = now - now % INTERVAL_S - INTERVAL_S
         good, other = (
@@ -129,7 +120,7 @@ def test_bare_path_refuses_what_does_not_verify(tmp_path: Path) -> None:
         replies = asyncio.run(
             _bare_replies(target.url, [encode_batch([good, forged, other]), encode_batch([good])])
         )
-        assert asyncio.run(_count_bare_rows(target.url)) == 1
+        assert asyncio.run(count_bare_rows(target.url)) == 1
     first, resend = replies
     assert (first["accepted"], first["duplicates"], first["rejected"]) == (1, 0, 2)
     assert {(r["index"], r["code"]) for r in first["results"]} == {

@@ -7,16 +7,17 @@ of meters with provisioned Ed25519 device keys), starts N single-worker uvicorn 
 own ports (`uvicorn --workers N` puts every keep-alive connection on one worker), pre-signs every
 batch, and posts the bodies to `POST /api/meters/readings/batch` from a few keep-alive connections
 per server. Afterwards it counts the rows in the database: every reading is distinct, so the count
-must equal the readings sent.
+must equal the readings sent. The databases and servers are `ingest_servers`, the posting is
+`ingest_load`, the printed figures and the verdict are `ingest_report`.
 
 Each figure is printed beside this machine's Ed25519 ceiling measured in the same run: a PyNaCl
-verify loop on every core, with nothing else to do. The ratio is the figure that matters. Beside
-the pipeline, the bare path (`ingest_bare`: decode, verify, one insert per batch, nothing else) is
-timed the same way on PostgreSQL: the shape of the prototype the target was set from, so the run
-shows how much of the ceiling is left on this machine for everything ingest must do. The
-ceiling is measured right before and right after the timed part and the mean is used: on a shared
-virtual machine the speed drifts between minutes (here by up to a quarter), and one sample taken
-before would make the ratio swing with it.
+verify loop on every core, with nothing else to do. Beside the pipeline, the bare path
+(`ingest_bare`: decode, verify, one insert per batch, nothing else) is timed the same way on
+PostgreSQL. The target is the pipeline at ≥ 50% of the bare path's readings/s measured in the
+same run, with as many processes: both share the machine of the moment. The ceiling is measured
+right before and right after the timed part and the mean is used: on a shared virtual machine
+the speed drifts between minutes (here by up to a quarter), and one sample taken before would
+make the ratio swing with it.
 
 Why the fleet looks the way it does:
 - A batch carries `meters_per_batch` meters x consecutive intervals. Meters are split into groups
@@ -45,37 +46,34 @@ import hashlib
 import multiprocessing
 import os
 import secrets
-import signal
-import socket
-import subprocess
-import sys
 import tempfile
 import time
 import uuid
-from collections import Counter
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from datetime import timedelta
-from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
 
-import asyncpg
-import httpx
-import msgspec
 from nacl.signing import VerifyKey
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
-from sqlalchemy import func, select
-from sqlalchemy.engine import make_url
 
 from gridtokenx.accounts import service as accounts
 from gridtokenx.accounts.models import Role
 from gridtokenx.accounts.schemas import RegisterRequest
-from gridtokenx.bench.cpu import CpuMeter, CpuSplit
-from gridtokenx.bench.ingest_bare import BARE_TABLE, CREATE_BARE_TABLE, asyncpg_dsn
+from gridtokenx.bench.cpu import CpuMeter
+from gridtokenx.bench.ingest_bare import CREATE_BARE_TABLE
+from gridtokenx.bench.ingest_load import drive
+from gridtokenx.bench.ingest_report import ScenarioResult, cpu_table, results_table, verdicts
+from gridtokenx.bench.ingest_servers import (
+    BENCH_NETWORK,
+    Servers,
+    count_bare_rows,
+    count_rows,
+    execute_sql,
+    scratch_database,
+)
 from gridtokenx.core.db import Database
 from gridtokenx.core.migrate import upgrade
 from gridtokenx.core.security import hash_password
@@ -84,23 +82,18 @@ from gridtokenx.core.types import utc_from_epoch, utcnow
 from gridtokenx.meters import service as meters
 from gridtokenx.meters.models import Meter, MeterStatus, MeterType
 from gridtokenx.readings.ingest_state import history_only_state
-from gridtokenx.readings.models import MeterIngestState, MeterReading
+from gridtokenx.readings.models import MeterIngestState
 from gridtokenx.readings.native import NativeReading, encode_batch, signing_message
 from gridtokenx.readings.reading import Source, Trust
 from gridtokenx.readings.signing import DeviceSigner, sign_reading
 from gridtokenx.readings.slot_history import DAY_S
 from gridtokenx.readings.store import NewReading, store_readings
 
-BENCH_NETWORK = "gridtokenx-bench"
 DEFAULT_PG_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
-BATCH_PATH = "/api/meters/readings/batch"
 INTERVAL_S = 900
 MAX_INTERVALS_PER_METER = 6 * 96  # six days: clear of the seven-day LATE flag
 MESSAGE_LIFETIME_S = 300
 CAPACITY_W = 20_000
-TARGET_OF_BARE = 0.50  # the pipeline's readings/s against the bare path's, same run
-ATTEMPTS = 5  # a batch refused with 5xx (e.g. SQLite busy) is resent; retries are idempotent
-SERVER_START_TIMEOUT_S = 60.0
 OWNER_EMAIL = "bench-owner@example.com"
 PIPELINE_APP = "gridtokenx.app:create_server_app"
 BARE_APP = "gridtokenx.bench.ingest_bare:create_app"
@@ -196,7 +189,7 @@ def _energy(meter: int, k: int) -> tuple[int, int, int, int]:
 
 
 @dataclass(frozen=True)
-class _Plan:
+class Plan:
     """How `readings` are cut into batches: batch i goes to group i % groups, in window i // groups."""
 
     readings: int
@@ -240,7 +233,7 @@ class _Plan:
 
 
 def _sign_fleet(
-    plan: _Plan, keys: list[DeviceSigner], first: int, on_batch: Callable[[], None]
+    plan: Plan, keys: list[DeviceSigner], first: int, on_batch: Callable[[], None]
 ) -> list[list[bytes]]:
     """Every batch body, signed now, per group in the order it must be sent."""
     created = int(time.time())
@@ -265,42 +258,7 @@ def _sign_fleet(
     return bodies
 
 
-# --- databases ---------------------------------------------------------------------------------
-
-
-@dataclass
-class _Target:
-    """A fresh database for one scenario; `url` is what the servers get."""
-
-    backend: str
-    url: str
-    drop: Callable[[], None]
-
-
-async def _execute_sql(url: str, sql: str) -> Any:
-    """One statement on its own connection to `url` (the admin database, or a bench database);
-    its first value, if it returns rows."""
-    conn = await asyncpg.connect(asyncpg_dsn(url))
-    try:
-        return await conn.fetchval(sql)
-    finally:
-        await conn.close()
-
-
-@contextmanager
-def _database(backend: str, pg_admin_url: str, workdir: Path) -> Iterator[_Target]:
-    if backend == "sqlite":
-        yield _Target(backend, f"sqlite+aiosqlite:///{workdir / 'bench.db'}", lambda: None)
-        return
-    if backend != "postgres":
-        raise ValueError(f"unknown backend {backend!r}: postgres or sqlite")
-    name = f"gtx_bench_{secrets.token_hex(5)}"
-    url = make_url(pg_admin_url).set(drivername="postgresql+asyncpg", database=name)
-    asyncio.run(_execute_sql(pg_admin_url, f'CREATE DATABASE "{name}"'))
-    try:
-        yield _Target(backend, url.render_as_string(hide_password=False), lambda: None)
-    finally:
-        asyncio.run(_execute_sql(pg_admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+# --- the seeded database -----------------------------------------------------------------------
 
 
 async def _seed(url: str, keys: list[DeviceSigner], history: tuple[int, int] = (0, 0)) -> str:
@@ -390,268 +348,7 @@ def _stored_interval(meter_id: uuid.UUID, meter: int, k: int, first: int) -> New
     )
 
 
-async def _count_bare_rows(url: str) -> int:
-    return int(await _execute_sql(url, f"SELECT count(*) FROM {BARE_TABLE}"))
-
-
-async def _count_rows(url: str, since: int) -> tuple[int, int, int]:
-    """Reading rows from `since` on (the timed part's), those of them stored as device-signed,
-    and the rows before (the seeded history)."""
-    db = Database(url)
-    timed = MeterReading.interval_start >= utc_from_epoch(since)
-    count = select(func.count()).select_from(MeterReading)
-    try:
-        async with db.session() as session:
-            total = await session.scalar(count.where(timed))
-            signed = await session.scalar(count.where(timed, MeterReading.trust == Trust.DEVICE_SIGNED))
-            history = await session.scalar(count.where(~timed))
-        return int(total or 0), int(signed or 0), int(history or 0)
-    finally:
-        await db.dispose()
-
-
-# --- server processes --------------------------------------------------------------------------
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-class _Servers:
-    """N single-worker uvicorn processes on their own ports, each with its own log file."""
-
-    def __init__(self, count: int, database_url: str, workdir: Path, app: str = PIPELINE_APP) -> None:
-        self.count = count
-        self.app = app
-        self.database_url = database_url
-        self.workdir = workdir
-        self.processes: list[subprocess.Popen[bytes]] = []
-        self.urls: list[str] = []
-
-    def _env(self, distributed: bool) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("GRIDTOKENX_")}
-        env.update(
-            GRIDTOKENX_DATABASE_URL=self.database_url,
-            GRIDTOKENX_DATA_DIR=str(self.workdir / "var"),
-            GRIDTOKENX_ENVIRONMENT="distributed" if distributed else "embedded",
-            GRIDTOKENX_JWT_SECRET=secrets.token_urlsafe(48),
-            GRIDTOKENX_WALLET_ENCRYPTION_KEY=secrets.token_hex(32),
-            GRIDTOKENX_NETWORK_ID=BENCH_NETWORK,
-            GRIDTOKENX_RATE_LIMIT_DEFAULT="1000000000/minute",
-            GRIDTOKENX_LOG_LEVEL="warning",
-            GRIDTOKENX_AUTO_MIGRATE="false",
-        )
-        return env
-
-    def start(self) -> None:
-        env = self._env(distributed=not self.database_url.startswith("sqlite"))
-        extra = ["--loop", "uvloop"] if find_spec("uvloop") else []
-        extra += ["--http", "httptools"] if find_spec("httptools") else []
-        for index in range(self.count):
-            port = _free_port()
-            log = open(self.workdir / f"server-{index}.log", "wb")  # noqa: SIM115 - handed to the child
-            command = [
-                sys.executable, "-m", "uvicorn", self.app, "--factory",
-                "--host", "127.0.0.1", "--port", str(port), "--no-access-log", "--log-level", "warning",
-                *extra,
-            ]  # fmt: skip
-            process = subprocess.Popen(
-                command,
-                cwd=self.workdir,
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-            log.close()
-            self.processes.append(process)
-            self.urls.append(f"http://127.0.0.1:{port}")
-        asyncio.run(self._wait_healthy())
-
-    async def _wait_healthy(self) -> None:
-        deadline = time.monotonic() + SERVER_START_TIMEOUT_S
-        async with httpx.AsyncClient(timeout=2.0) as client:
-            for index, url in enumerate(self.urls):
-                while True:
-                    if self.processes[index].poll() is not None:
-                        raise RuntimeError(f"server {index} exited at start-up:\n{self.log_tail(index)}")
-                    try:
-                        if (await client.get(url + "/health")).status_code == 200:
-                            break
-                    except httpx.TransportError:
-                        pass
-                    if time.monotonic() > deadline:
-                        raise RuntimeError(f"server {index} not healthy in time:\n{self.log_tail(index)}")
-                    await asyncio.sleep(0.1)
-
-    @property
-    def pids(self) -> list[int]:
-        return [process.pid for process in self.processes]
-
-    def log_tail(self, index: int, lines: int = 30) -> str:
-        path = self.workdir / f"server-{index}.log"
-        text = path.read_text(errors="replace") if path.exists() else ""
-        return "\n".join(text.splitlines()[-lines:])
-
-    def stop(self) -> None:
-        for process in self.processes:
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-        for process in self.processes:
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=5)
-        self.processes.clear()
-
-
-# --- the load ----------------------------------------------------------------------------------
-
-
-class _ItemReply(msgspec.Struct):
-    status: str
-    code: str | None = None
-
-
-class _BatchReply(msgspec.Struct):
-    accepted: int
-    duplicates: int
-    rejected: int
-    results: list[_ItemReply]
-
-
-_reply = msgspec.json.Decoder(_BatchReply)
-
-
-@dataclass
-class _Load:
-    """What the client saw: per-item verdicts, HTTP failures, per-batch latency of timed batches."""
-
-    accepted: int = 0
-    duplicates: int = 0
-    rejected: Counter[str] = field(default_factory=Counter)
-    http_errors: Counter[str] = field(default_factory=Counter)
-    lost_batches: int = 0
-    latencies: list[float] = field(default_factory=list)
-    timed_readings: int = 0
-    seconds: float = 0.0
-    cpu: CpuSplit | None = None
-
-    def take(self, reply: _BatchReply) -> None:
-        self.accepted += reply.accepted
-        self.duplicates += reply.duplicates
-        if reply.rejected:
-            self.rejected.update(item.code or "?" for item in reply.results if item.status == "rejected")
-
-
-async def _post(client: httpx.AsyncClient, body: bytes, load: _Load) -> bool:
-    """Post one batch until it is answered 200 (ATTEMPTS at most); False when it never was."""
-    for attempt in range(ATTEMPTS):
-        try:
-            response = await client.post(BATCH_PATH, content=body)
-        except httpx.HTTPError as exc:
-            load.http_errors[type(exc).__name__] += 1
-        else:
-            if response.status_code == 200:
-                load.take(_reply.decode(response.content))
-                return True
-            load.http_errors[f"HTTP {response.status_code}"] += 1
-        await asyncio.sleep(0.05 * (attempt + 1))
-    load.lost_batches += 1
-    return False
-
-
-async def _drive(
-    urls: list[str],
-    api_key: str,
-    bodies: list[list[bytes]],
-    connections: int,
-    batch: int,
-    advance: Callable[[int], None],
-    cpu: CpuMeter,
-) -> _Load:
-    """Warm every server with one batch (untimed), then keep `connections` batches in flight per
-    server; a group is never in flight twice, so its batches arrive in order."""
-    headers = {"x-api-key": api_key, "content-type": "application/json", "accept-encoding": "identity"}
-    limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
-    clients = [httpx.AsyncClient(base_url=url, headers=headers, limits=limits, timeout=120.0) for url in urls]
-    load = _Load()
-    pending = [list(reversed(group)) for group in bodies]  # pop() takes the next batch
-    try:
-        warm = [(clients[i], pending[i].pop()) for i in range(min(len(clients), len(pending)))]
-        await asyncio.gather(*(_post(client, body, load) for client, body in warm))
-        advance(len(warm) * batch)
-
-        queue: asyncio.Queue[int | None] = asyncio.Queue()
-        for group, remaining in enumerate(pending):
-            if remaining:
-                queue.put_nowait(group)
-        open_groups = queue.qsize()
-        workers = len(clients) * connections
-
-        async def worker(client: httpx.AsyncClient) -> None:
-            nonlocal open_groups
-            while (group := await queue.get()) is not None:
-                began = time.perf_counter()
-                if await _post(client, pending[group].pop(), load):
-                    load.latencies.append(time.perf_counter() - began)
-                    load.timed_readings += batch
-                advance(batch)
-                if pending[group]:
-                    queue.put_nowait(group)
-                else:
-                    open_groups -= 1
-                    if open_groups == 0:
-                        for _ in range(workers):
-                            queue.put_nowait(None)
-
-        if open_groups:
-            cpu.start()
-            began = time.perf_counter()
-            await asyncio.gather(*(worker(clients[i % len(clients)]) for i in range(workers)))
-            load.seconds = time.perf_counter() - began
-            load.cpu = cpu.stop()
-    finally:
-        for client in clients:
-            await client.aclose()
-    return load
-
-
 # --- one scenario, and the run -----------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ScenarioResult:
-    backend: str
-    processes: int
-    readings_sent: int
-    readings_per_s: float
-    ceiling_per_s: float
-    p50_ms: float
-    p95_ms: float
-    rows_in_db: int  # of the timed part
-    signed_rows: int
-    history_rows: int  # seeded before the timed part
-    accepted: int
-    rejected: dict[str, int]
-    http_errors: dict[str, int]
-    lost_batches: int
-    cpu: CpuSplit | None = None
-    timed_readings: int = 0
-    ceiling_drift: float = 0.0  # |after - before| / mean of the two ceiling measurements
-    path: str = "pipeline"  # or "bare": decode, verify, insert only (see `ingest_bare`)
-
-    @property
-    def ratio(self) -> float:
-        return self.readings_per_s / self.ceiling_per_s if self.ceiling_per_s else 0.0
-
-    @property
-    def complete(self) -> bool:
-        """Every reading sent is stored exactly once, device-signed."""
-        return self.rows_in_db == self.signed_rows == self.accepted == self.readings_sent
 
 
 def _percentile(values: list[float], fraction: float) -> float:
@@ -664,7 +361,7 @@ def _percentile(values: list[float], fraction: float) -> float:
 def _scenario(
     backend: str,
     processes: int,
-    plan: _Plan,
+    plan: Plan,
     keys: list[DeviceSigner],
     *,
     pg_admin_url: str,
@@ -681,7 +378,7 @@ def _scenario(
         plan = replace(plan, history_days=0)  # the bare path looks nothing up
     with (
         tempfile.TemporaryDirectory(prefix="gtx-bench-") as tmp,
-        _database(backend, pg_admin_url, Path(tmp)) as target,
+        scratch_database(backend, pg_admin_url, Path(tmp)) as target,
     ):
         workdir = Path(tmp)
         first = plan.first_interval(int(time.time()))
@@ -689,8 +386,8 @@ def _scenario(
         step = progress.add_task(f"{label}: seeding {len(keys):,} meters{history}", total=None)
         api_key = asyncio.run(_seed(target.url, keys, (plan.history_days, first)))
         if bare:
-            asyncio.run(_execute_sql(target.url, CREATE_BARE_TABLE))
-        servers = _Servers(processes, target.url, workdir, BARE_APP if bare else PIPELINE_APP)
+            asyncio.run(execute_sql(target.url, CREATE_BARE_TABLE))
+        servers = Servers(processes, target.url, workdir, BARE_APP if bare else PIPELINE_APP)
         try:
             progress.update(step, description=f"{label}: starting servers")
             servers.start()
@@ -700,7 +397,7 @@ def _scenario(
             before = verify_ceiling(ceiling_seconds)
             progress.update(step, description=f"{label}: posting", total=plan.readings, completed=0)
             load = asyncio.run(
-                _drive(
+                drive(
                     servers.urls,
                     api_key,
                     bodies,
@@ -715,10 +412,10 @@ def _scenario(
         finally:
             servers.stop()
         if bare:  # the bare path stores verified readings only
-            rows = signed = asyncio.run(_count_bare_rows(target.url))
+            rows = signed = asyncio.run(count_bare_rows(target.url))
             history_rows = 0
         else:
-            rows, signed, history_rows = asyncio.run(_count_rows(target.url, first))
+            rows, signed, history_rows = asyncio.run(count_rows(target.url, first))
         progress.remove_task(step)
     return ScenarioResult(
         backend=backend,
@@ -762,10 +459,10 @@ def run(
     `pg_url` is an admin URL of the PostgreSQL server in which a scratch database is created
     (default: postgres@127.0.0.1:5432). `connections` is the number of batches in flight per server.
     `bare` adds the bare path (decode, verify, insert: `ingest_bare`) on PostgreSQL with the most
-    processes asked for, the shape the target was set from, measured in the same run.
+    processes asked for: the yardstick of the target, measured in the same run.
     """
     console = console or Console()
-    plan = _Plan(readings, batch, meters, meters_per_batch, history_days)
+    plan = Plan(readings, batch, meters, meters_per_batch, history_days)
     keys = [_device_key(i) for i in range(meters)]
     results = []
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
@@ -787,94 +484,8 @@ def run(
                     bare=is_bare,
                 )
             )
-    console.print(_table(results, plan, connections))
-    console.print(_cpu_table(results))
-    for line in _verdicts(results):
+    console.print(results_table(results, plan, connections))
+    console.print(cpu_table(results))
+    for line in verdicts(results):
         console.print(line)
     return results
-
-
-def _verdicts(results: list[ScenarioResult]) -> list[str]:
-    """The target's verdict: the pipeline against the bare path measured in the same run (the
-    earlier 70%-of-the-ceiling target is withdrawn: the bare path alone sits there)."""
-    bare = {r.processes: r for r in results if r.path == "bare"}
-    lines = []
-    for r in results:
-        if r.backend == "postgres" and r.path == "pipeline" and r.processes in bare:
-            share = r.readings_per_s / bare[r.processes].readings_per_s
-            verdict = "met" if share >= TARGET_OF_BARE else "not met"
-            lines.append(
-                f"PostgreSQL, {r.processes} processes: the pipeline's {r.readings_per_s:,.0f} readings/s = "
-                f"{share:.0%} of the bare path's {bare[r.processes].readings_per_s:,.0f}/s "
-                f"(verify ceiling: {r.ratio:.0%} against {bare[r.processes].ratio:.0%}); "
-                f"target ≥ {TARGET_OF_BARE:.0%}: [bold]{verdict}[/bold]"
-            )
-    return lines
-
-
-def _problems(result: ScenarioResult) -> str:
-    parts = [f"{code} x{n}" for code, n in sorted(result.rejected.items())]
-    parts += [f"{kind} x{n} (resent)" for kind, n in sorted(result.http_errors.items())]
-    if result.lost_batches:
-        parts.append(f"{result.lost_batches} batches lost")
-    return ", ".join(parts) or "none"
-
-
-def _table(results: list[ScenarioResult], plan: _Plan, connections: int) -> Table:
-    table = Table(
-        title=(
-            f"Signed native ingest over HTTP: {plan.readings:,} readings per scenario, batches of "
-            f"{plan.batch:,}, {plan.meters:,} meters with {plan.history_days} days of stored history, "
-            f"{connections} batches in flight per server"
-        ),
-        caption=(
-            f"procs: server processes. ceiling/s: PyNaCl Ed25519 verify loop on all {os.cpu_count()} "
-            "cores, the mean of a measurement right before and right after the timed part (± half their "
-            "difference); ratio = readings/s / ceiling/s. p50/p95: latency of one "
-            "batch. rows / sent: rows counted in the database afterwards (✓: each reading stored once, "
-            "device-signed). The load generator (this process) shares the same cores. The first "
-            f"batch per server is an untimed warm-up. Target: the pipeline on PostgreSQL at ≥ "
-            f"{TARGET_OF_BARE:.0%} of the bare path's readings/s with as many processes. path: the "
-            "ingest pipeline, or the bare path (decode, verify, one insert per batch; no VEE, state, "
-            "history, versioning, rollups, mint outbox, events or per-item results; no stored history)."
-        ),
-    )
-    for name in ("backend", "path", "procs", "readings/s", "ceiling/s", "ratio", "p50 ms", "p95 ms"):
-        table.add_column(name, justify="left" if name in ("backend", "path") else "right")
-    table.add_column("rows / sent", justify="right")
-    table.add_column("rejected, HTTP errors")
-    for r in results:
-        stored = f"{r.rows_in_db:,} / {r.readings_sent:,}" + (" ✓" if r.complete else " ✗")
-        table.add_row(
-            r.backend, r.path, str(r.processes), f"{r.readings_per_s:,.0f}",
-            f"{r.ceiling_per_s:,.0f} ±{r.ceiling_drift / 2:.0%}",
-            f"{r.ratio:.0%}", f"{r.p50_ms:,.0f}", f"{r.p95_ms:,.0f}", stored, _problems(r),
-        )  # fmt: skip
-    return table
-
-
-def _us(seconds: float | None, readings: int) -> str:
-    return "–" if seconds is None or not readings else f"{seconds / readings * 1e6:,.0f}"
-
-
-def _cpu_table(results: list[ScenarioResult]) -> Table:
-    """Where the CPU of the timed part went, per reading, beside what one verification costs."""
-    cores = os.cpu_count() or 1
-    table = Table(
-        title="CPU per reading (µs), timed part",
-        caption=(
-            f"gateway: the server processes, every thread. database: all PostgreSQL processes (SQLite "
-            f"runs inside the gateway). verify: one PyNaCl verification = {cores} cores / ceiling. At "
-            f"{TARGET_OF_BARE:.0%} of the bare path, a reading may cost {1 / TARGET_OF_BARE:.0f}x the "
-            "bare path's total."
-        ),
-    )
-    for name in ("backend", "path", "procs", "gateway", "database", "load generator", "total", "verify"):
-        table.add_column(name, justify="left" if name in ("backend", "path") else "right")
-    for r in results:
-        cpu, n = r.cpu, r.timed_readings
-        parts = (cpu.servers, cpu.database, cpu.client) if cpu else (None, None, None)
-        total = sum(p for p in parts if p is not None) if cpu else None
-        verify = f"{cores / r.ceiling_per_s * 1e6:,.0f}" if r.ceiling_per_s else "–"
-        table.add_row(r.backend, r.path, str(r.processes), *(_us(p, n) for p in parts), _us(total, n), verify)
-    return table

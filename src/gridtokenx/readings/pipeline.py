@@ -1,9 +1,10 @@
 """The one ingest pipeline every transport ends in: authenticate → VEE → idempotent store → events.
 
 HTTP single, HTTP batch, the compatibility routes (and MQTT) hand over parsed `Reading`s (or the
-`ReadingError` an item failed to parse with). One call handles a whole batch in one transaction:
-meters, device keys, ingest state and neighbouring values are loaded with a handful of queries,
-every item gets its own verdict, and events are published only after the commit.
+`ReadingError` an item failed to parse with). One call handles a whole batch in one
+transaction: meters, device keys, ingest state and neighbouring values are loaded with a handful
+of queries, every item gets its own verdict (`ingest_results`), and events are published only
+after the commit.
 """
 
 from __future__ import annotations
@@ -15,11 +16,8 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from enum import StrEnum
-from functools import lru_cache
 from typing import Any
 
-import msgspec
 from msgspec.structs import replace
 from nacl.signing import VerifyKey
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -35,6 +33,7 @@ from gridtokenx.meters.rules import attested_mintable
 from gridtokenx.readings import vee
 from gridtokenx.readings.errors import ReadingError, http_status
 from gridtokenx.readings.ingest_metrics import count_verdicts, observe_batch, rejection_owners
+from gridtokenx.readings.ingest_results import ItemResult, ItemStatus, iso, reject
 from gridtokenx.readings.ingest_state import (
     LastReading,
     MeterState,
@@ -62,52 +61,6 @@ from gridtokenx.readings.ticks import insert_ticks, is_tick, load_ticks
 VERIFY_SLICE = 64  # signatures verified between two yields to the event loop
 
 
-class ItemStatus(StrEnum):
-    ACCEPTED = "accepted"
-    DUPLICATE = "duplicate"
-    REJECTED = "rejected"
-
-
-class ItemResult(msgspec.Struct):
-    """One item's verdict (a msgspec Struct: a batch makes a thousand of them)."""
-
-    index: int
-    status: ItemStatus
-    code: str | None = None
-    message: str | None = None
-    path: str | None = None
-    meter_serial: str | None = None
-    interval_start: datetime | None = None
-    reading_id: str | None = None
-    version: int | None = None
-    trust: str | None = None
-    flags: list[str] = []
-    mintable_wh: int = 0
-    http_status: int = 200
-
-    def as_dict(self) -> dict[str, Any]:
-        if self.status is ItemStatus.REJECTED:
-            return {
-                "index": self.index,
-                "status": "rejected",
-                "code": self.code,
-                "message": self.message,
-                "path": self.path,
-            }
-        start = self.interval_start
-        return {
-            "index": self.index,
-            "status": self.status.value,
-            "reading_id": self.reading_id,
-            "meter_serial": self.meter_serial,
-            "interval_start": None if start is None else _iso(start),
-            "version": self.version,
-            "trust": self.trust,
-            "flags": self.flags,
-            "mintable_wh": self.mintable_wh,
-        }
-
-
 @dataclass(frozen=True)
 class Submitter:
     """Who hands the readings over: a user (JWT) or an API key's owner. Admins (the utility's
@@ -126,16 +79,6 @@ class Submitter:
 
 BeforeCommit = Callable[[AsyncSession, list[ItemResult]], Awaitable[None]]
 """Extra writes in a batch's transaction, given its results (raise to roll the batch back)."""
-
-
-def _reject(index: int, code: str, message: str, status: int = 422, path: str | None = None) -> ItemResult:
-    return ItemResult(index, ItemStatus.REJECTED, code=code, message=message, path=path, http_status=status)
-
-
-@lru_cache(maxsize=65_536)
-def _iso(moment: datetime) -> str:
-    """An interval start's ISO text in results and events (starts repeat across a batch)."""
-    return moment.isoformat()
 
 
 class IngestPipeline:
@@ -258,7 +201,7 @@ class _Batch:
                 verdict = interval.verdict(tick)
                 if verdict == "conflict":
                     message = "another reading of this meter at this instant is already stored"
-                    self.results[index] = _reject(index, "TICK_CONFLICT", message, 409)
+                    self.results[index] = reject(index, "TICK_CONFLICT", message, 409)
                     continue
                 if verdict == "duplicate" and (known := stored.get(key)) is not None:
                     # an identical resend: acknowledged as the stored interval, nothing written
@@ -280,7 +223,7 @@ class _Batch:
             if outcome.rejection is not None:
                 rejection = outcome.rejection
                 status = _VEE_STATUS.get(rejection.code, 422)
-                self.results[index] = _reject(index, rejection.code.value, rejection.message, status)
+                self.results[index] = reject(index, rejection.code.value, rejection.message, status)
                 continue
             state.replay = outcome.next_replay
             if tick is not None and interval is not None:
@@ -316,7 +259,7 @@ class _Batch:
         readings = []
         for index, item in enumerate(self.items):
             if isinstance(item, ReadingError):
-                self.results[index] = _reject(
+                self.results[index] = reject(
                     index, item.code.value, item.message, http_status(item.code), item.path
                 )
             else:
@@ -331,11 +274,11 @@ class _Batch:
         for index, reading in readings:
             meter = meters.get(reading.meter_serial)
             if meter is None:
-                self.results[index] = _reject(
+                self.results[index] = reject(
                     index, "METER_NOT_FOUND", f"unknown meter {reading.meter_serial!r}", 404
                 )
             elif not allowed[reading.meter_serial]:
-                self.results[index] = _reject(
+                self.results[index] = reject(
                     index, "METER_NOT_OWNED", "this meter is not yours to report for", 403
                 )
             else:
@@ -391,7 +334,7 @@ class _Batch:
                 kept.append((index, replace(reading, trust=Trust.DEVICE_SIGNED, key_id=key.key_id)))
             elif reading.source is Source.NATIVE:
                 code, message = SIGNATURE_FAILURES[found]
-                self.results[index] = _reject(index, code, message, 401)
+                self.results[index] = reject(index, code, message, 401)
             else:
                 kept.append((index, replace(reading, trust=Trust.GATEWAY_ATTESTED)))
         now = utcnow()
@@ -570,7 +513,7 @@ class _Batch:
                 "meter_id": str(meter.id),
                 "meter_serial": meter.serial,
                 "owner_id": str(meter.owner_id) if meter.owner_id else None,
-                "interval_start": None if result.interval_start is None else _iso(result.interval_start),
+                "interval_start": None if result.interval_start is None else iso(result.interval_start),
                 "trust": result.trust,
                 "flags": result.flags,
                 "duplicate": result.status is ItemStatus.DUPLICATE,
