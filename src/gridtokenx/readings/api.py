@@ -22,6 +22,7 @@ from gridtokenx.core.wire import UtcDatetime
 from gridtokenx.meters.service import owned_meter
 from gridtokenx.readings import jobs, legacy, service
 from gridtokenx.readings.errors import ReadingError, http_status
+from gridtokenx.readings.ingest_results import ItemResult, ItemStatus
 from gridtokenx.readings.jobs import JobRunner
 from gridtokenx.readings.native import (
     NativeReading,
@@ -30,7 +31,7 @@ from gridtokenx.readings.native import (
     native_schema,
     to_reading,
 )
-from gridtokenx.readings.pipeline import IngestPipeline, ItemResult, ItemStatus, Submitter
+from gridtokenx.readings.pipeline import IngestPipeline, Submitter
 from gridtokenx.readings.reading import Reading, Trust
 from gridtokenx.readings.schemas import (
     GapOut,

@@ -16,7 +16,8 @@ from gridtokenx.core.metrics import (
 
 if TYPE_CHECKING:
     from gridtokenx.meters.facts import MeterFacts
-    from gridtokenx.readings.pipeline import ItemResult, Submitter
+    from gridtokenx.readings.ingest_results import ItemResult
+    from gridtokenx.readings.pipeline import Submitter
 
 
 def observe_batch(results: Iterable[ItemResult], seconds: float) -> None:

@@ -25,9 +25,10 @@ from gridtokenx.core.lease import LeasedDuty
 from gridtokenx.core.metrics import BATCH_JOBS_COMPLETED, BATCH_JOBS_SUBMITTED
 from gridtokenx.core.types import utcnow
 from gridtokenx.readings.errors import ReadingError
+from gridtokenx.readings.ingest_results import ItemResult
 from gridtokenx.readings.models import IngestJob
 from gridtokenx.readings.native import decode_batch, to_reading
-from gridtokenx.readings.pipeline import BeforeCommit, IngestPipeline, ItemResult, Submitter
+from gridtokenx.readings.pipeline import BeforeCommit, IngestPipeline, Submitter
 from gridtokenx.readings.reading import Reading
 from gridtokenx.readings.service import summarise
 

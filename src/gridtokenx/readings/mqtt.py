@@ -53,8 +53,9 @@ from paho.mqtt.properties import Properties
 from gridtokenx.core.metrics import MQTT_CONNECTION_ERRORS, MQTT_MESSAGES
 from gridtokenx.core.settings import Settings
 from gridtokenx.readings.errors import ErrorCode, ReadingError
+from gridtokenx.readings.ingest_results import ItemResult
 from gridtokenx.readings.native import decode_batch, decode_reading, to_reading
-from gridtokenx.readings.pipeline import IngestPipeline, ItemResult, Submitter
+from gridtokenx.readings.pipeline import IngestPipeline, Submitter
 from gridtokenx.readings.reading import Reading
 
 log = structlog.get_logger(__name__)

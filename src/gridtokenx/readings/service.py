@@ -14,9 +14,9 @@ from gridtokenx.core.types import utcnow
 from gridtokenx.core.units import wh_to_kwh
 from gridtokenx.meters.facts import meter_ids_owned_by
 from gridtokenx.meters.models import Meter
+from gridtokenx.readings.ingest_results import ItemResult, ItemStatus
 from gridtokenx.readings.intervals import find_gaps
 from gridtokenx.readings.models import DailyRollup, HourlyRollup, IngestJob, MeterReading
-from gridtokenx.readings.pipeline import ItemResult, ItemStatus
 from gridtokenx.readings.reading import Trust
 from gridtokenx.readings.schemas import GapOut, MeterTotals
 
