@@ -254,7 +254,10 @@ def bench_market(
 @friendly_errors
 def bench_mint(
     samples: Annotated[int, typer.Option(help="Readings timed one at a time (latency).")] = 100,
-    readings: Annotated[int, typer.Option(help="Readings drained by the worker (throughput).")] = 2_000,
+    readings: Annotated[
+        int,
+        typer.Option(help="Readings drained by the worker (throughput; a deep queue, as after an outage)."),
+    ] = 10_000,
     owners: Annotated[int, typer.Option(help="Owners (two meters each).")] = 50,
 ) -> None:
     """HTTP-accepted reading -> tokens in the wallet: latency, and the worker's rate beside the raw one."""
