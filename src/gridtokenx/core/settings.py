@@ -107,8 +107,8 @@ class Settings(BaseSettings):
         "tokenization_polling_interval_secs", "TOKENIZATION_POLLING_INTERVAL_SECS", default=5.0, gt=0
     )
     # Rows claimed per round. The worker mints once per owner per round, so a deep queue drains in
-    # few large rounds: 100 rows a round minted about 460 readings/s here, 5,000 about 3,460/s,
-    # more than one gateway ingests (docs/benchmarks.md, mint).
+    # few large rounds: 100 rows a round minted about 460 readings/s here, 5,000 about 3,460/s
+    # (docs/benchmarks.md, mint).
     tokenization_batch_size: int = env(
         "tokenization_batch_size", "TOKENIZATION_BATCH_SIZE", default=5_000, ge=1, le=10_000
     )
