@@ -255,9 +255,7 @@ class Event:
 
     @classmethod
     def make(cls, event_type: str, data: dict[str, Any], at: str | None = None) -> Event:
-        if at is None:
-            return cls(event_type, normalise(data), v=version_of(event_type))
-        return cls(event_type, normalise(data), at, v=version_of(event_type))
+        return cls(event_type, normalise(data), at or utcnow().isoformat(), v=version_of(event_type))
 
     def numbered(self, event_id: int) -> Event:
         copy = Event(self.type, self.data, self.at, event_id, self.v)

@@ -32,7 +32,10 @@ async def record_stored(session: AsyncSession, stored: list[StoredReading]) -> N
     down, nothing when unchanged; never a silent re-mint.
     """
     owners = await owners_of(session, {s.meter_id for s in stored})
-    rows = [_entry(s, owners.get(s.meter_id), 0, Kind.MINT, s.mintable_wh) for s in stored if not s.revised]
+    now = utcnow()  # one moment for the batch's rows
+    rows = [
+        _entry(s, owners.get(s.meter_id), 0, Kind.MINT, s.mintable_wh, now) for s in stored if not s.revised
+    ]
     revised = [s for s in stored if s.revised]
     if revised:
         booked = await _booked(session, [(s.meter_id, s.channel, s.interval_start) for s in revised])
@@ -42,7 +45,7 @@ async def record_stored(session: AsyncSession, stored: list[StoredReading]) -> N
             delta = s.mintable_wh - net
             if delta:
                 kind = Kind.MINT if delta > 0 else Kind.BURN
-                rows.append(_entry(s, owners.get(s.meter_id), last_revision + 1, kind, abs(delta)))
+                rows.append(_entry(s, owners.get(s.meter_id), last_revision + 1, kind, abs(delta), now))
                 booked[key] = (s.mintable_wh, last_revision + 1)
     if not rows:
         return
@@ -78,9 +81,8 @@ _PG_INSERT = pg_insert_from_json(
 
 
 def _entry(
-    s: StoredReading, owner: uuid.UUID | None, revision: int, kind: Kind, amount_wh: int
+    s: StoredReading, owner: uuid.UUID | None, revision: int, kind: Kind, amount_wh: int, now: datetime
 ) -> dict[str, object]:
-    now = utcnow()
     return {  # the keys are _ENTRY_COLUMNS
         "id": uuid.UUID(uuid7()),  # time-ordered: a batch's rows share index pages
         "meter_id": s.meter_id,
